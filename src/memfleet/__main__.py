@@ -1,0 +1,5 @@
+"""``python -m memfleet``."""
+
+from memfleet.cli import main
+
+main()

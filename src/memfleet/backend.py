@@ -1,0 +1,301 @@
+"""A backend: one memcached server, its pipelined connections and its health.
+
+Requests from every client are queued on a connection and written in one batch per event-loop
+turn; replies come back in order and are matched against a FIFO of ``(callback, token)``
+pairs, so a request costs two list appends and no task or future.
+
+Health follows memcached's proxy: every timeout, reset or refusal fails the requests in flight
+with ``SERVER_ERROR backend failure``; ``failure_limit`` failures in a row mark the backend
+down, after which requests fail at once without a network trip; every ``retry_timeout`` a
+probe reconnects (re-resolving the hostname) and sends ``version``; the backend takes traffic
+again only once that is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from memfleet.config import BackendOptions
+from memfleet.protocol import errors
+from memfleet.protocol.responses import FramingError, ResponseFramer
+
+log = logging.getLogger("memfleet.backend")
+
+ReplyCallback = Callable[[Any, bytes], None]
+
+_FAILURE = errors.BACKEND_FAILURE
+
+
+class _Link(asyncio.Protocol):
+    """One TCP connection attempt; forwards events to its owner while it is current."""
+
+    __slots__ = ("owner", "transport")
+
+    def __init__(self, owner: BackendConnection) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner._link is self:
+            self.owner._on_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner._link is self:
+            self.owner._fail("connection closed by backend" if exc is None else str(exc))
+
+
+class BackendConnection:
+    """A pipelined connection to one backend, reconnected on demand after a failure."""
+
+    __slots__ = (
+        "_connecting",
+        "_fifo",
+        "_flush_handle",
+        "_framer",
+        "_last_activity",
+        "_link",
+        "_loop",
+        "_out",
+        "_timer",
+        "backend",
+    )
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._loop = asyncio.get_running_loop()
+        self._fifo: deque[tuple[ReplyCallback, Any]] = deque()
+        self._out: list[bytes] = []
+        self._link: _Link | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._framer = ResponseFramer()
+        self._last_activity = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent or queued and not yet answered."""
+        return len(self._fifo)
+
+    def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
+        """Queue one request; ``cb(token, reply)`` is called with its reply or a failure."""
+        if not self._fifo:
+            self._last_activity = self._loop.time()
+            if self._timer is None:
+                self._timer = self._loop.call_later(
+                    self.backend.options.read_timeout, self._check_timeout
+                )
+        self._fifo.append((cb, token))
+        self._out.append(wire)
+        if self._flush_handle is None:
+            if self._link is not None and self._link.transport is not None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+            elif self._connecting is None:
+                self._connecting = self._loop.create_task(self._connect())
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        link = self._link
+        if not self._out or link is None or link.transport is None:
+            return
+        out = self._out
+        self._out = []
+        link.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    async def _connect(self) -> None:
+        b = self.backend
+        link = _Link(self)
+        try:
+            await asyncio.wait_for(
+                self._loop.create_connection(lambda: link, b.host, b.port),
+                b.options.connect_timeout,
+            )
+        except (TimeoutError, OSError) as exc:
+            self._connecting = None
+            self._fail(f"connect failed: {exc or 'timeout'}")
+            return
+        finally:
+            self._connecting = None
+        self._link = link
+        self._framer = ResponseFramer()
+        self._last_activity = self._loop.time()
+        self._flush()
+
+    def _on_data(self, data: bytes) -> None:
+        try:
+            replies = self._framer.feed(data)
+        except FramingError as exc:
+            self._fail(str(exc))
+            return
+        if not replies:
+            self._last_activity = self._loop.time()
+            return
+        fifo = self._fifo
+        if len(replies) > len(fifo):
+            self._fail("backend sent more replies than requests")
+            return
+        self._last_activity = self._loop.time()
+        self.backend.failures = 0
+        for reply in replies:
+            cb, token = fifo.popleft()
+            cb(token, reply)
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if not self._fifo:
+            return
+        timeout = self.backend.options.read_timeout
+        if self._connecting is not None:
+            # The connect has its own timeout; look again once it had its chance.
+            self._timer = self._loop.call_later(timeout, self._check_timeout)
+            return
+        idle = self._loop.time() - self._last_activity
+        if idle >= timeout:
+            self._fail(f"no reply within {timeout:g}s")
+        else:
+            self._timer = self._loop.call_later(timeout - idle, self._check_timeout)
+
+    def _fail(self, reason: str) -> None:
+        """Drop the connection and answer everything in flight with a backend failure."""
+        link = self._link
+        self._link = None
+        if link is not None and link.transport is not None:
+            link.transport.abort()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._out = []
+        pending = self._fifo
+        self._fifo = deque()
+        self.backend.record_failure(reason, len(pending))
+        for cb, token in pending:
+            cb(token, _FAILURE)
+
+    def close(self) -> None:
+        """Close for good (shutdown or a backend removed by a reload)."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
+        if self._fifo or self._link is not None:
+            link = self._link
+            self._link = None
+            if link is not None and link.transport is not None:
+                link.transport.close()
+            pending = self._fifo
+            self._fifo = deque()
+            for cb, token in pending:
+                cb(token, _FAILURE)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class Backend:
+    """One memcached server as the proxy sees it: address, options, connections, health."""
+
+    def __init__(self, host: str, port: int, options: BackendOptions) -> None:
+        self.host = host
+        self.port = port
+        self.name = f"{host}:{port}"
+        self.options = options
+        self.down = False
+        self.failures = 0
+        # Counters for ``stats backends`` and metrics.
+        self.requests = 0
+        self.errors = 0
+        self.failed_fast = 0
+        self.marked_down = 0
+        self._conns: list[BackendConnection] = []
+        self._rr = 0
+        self._retry: asyncio.TimerHandle | None = None
+        self._probing = False
+        self._closed = False
+
+    def key(self) -> tuple[str, int, BackendOptions]:
+        """What identifies a backend across reloads: same key, same connections kept."""
+        return (self.host, self.port, self.options)
+
+    def _connections(self) -> list[BackendConnection]:
+        if not self._conns:
+            self._conns = [BackendConnection(self) for _ in range(self.options.connections)]
+        return self._conns
+
+    def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
+        """Send one request; a down backend answers ``SERVER_ERROR backend failure`` at once."""
+        self.requests += 1
+        if self.down:
+            self.failed_fast += 1
+            self.errors += 1
+            cb(token, _FAILURE)
+            return
+        conns = self._conns or self._connections()
+        if len(conns) == 1:
+            conns[0].send(wire, cb, token)
+        else:
+            self._rr = (self._rr + 1) % len(conns)
+            conns[self._rr].send(wire, cb, token)
+
+    def record_failure(self, reason: str, failed_requests: int) -> None:
+        """Count a connection failure; mark the backend down at the failure limit."""
+        self.errors += failed_requests
+        if self._closed:
+            return
+        if self.down:
+            return
+        self.failures += 1
+        log.warning(
+            "backend %s failed (%s), %d request(s) failed, %d/%d failures",
+            self.name, reason, failed_requests, self.failures, self.options.failure_limit,
+        )  # fmt: skip
+        if self.failures >= self.options.failure_limit:
+            self.down = True
+            self.marked_down += 1
+            log.error(
+                "backend %s marked down; retrying every %gs", self.name, self.options.retry_timeout
+            )
+            self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self.options.retry_timeout, self._probe)
+
+    def _probe(self) -> None:
+        self._retry = None
+        if self._closed:
+            return
+        # The probe goes through a connection's normal path: it reconnects (re-resolving the
+        # name) and its reply or failure comes back to _probe_done.
+        self._probing = True
+        self._connections()[0].send(b"version\r\n", self._probe_done, None)
+
+    def _probe_done(self, _token: Any, reply: bytes) -> None:
+        self._probing = False
+        if reply.startswith(b"VERSION"):
+            self.down = False
+            self.failures = 0
+            log.warning("backend %s is back up", self.name)
+        else:
+            self._schedule_retry()
+
+    def close(self) -> None:
+        """Stop probing and close every connection."""
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for c in self._conns:
+            c.close()
+        self._conns = []

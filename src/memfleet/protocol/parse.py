@@ -1,0 +1,428 @@
+"""Incremental, bounded parser for client requests (memcached text and meta protocol).
+
+``RequestParser.feed(data)`` takes whatever bytes a read produced and returns the requests
+completed by them; a request may span many reads and a read may hold many requests. It never
+raises on garbage: a malformed request becomes a ``Kind.LOCAL`` request carrying the reply
+memcached 1.6 would send (the connection lives on), or ``Kind.CLOSE`` where memcached itself
+would drop the connection. Memory is bounded by the longest allowed line plus the largest
+allowed item.
+
+What the parser validates is exactly what the proxy needs to frame and route a request (the
+key, the data length, ``noreply``/``q``); every other argument is forwarded and the backend
+answers it, which keeps the replies identical to memcached's.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+
+from memfleet.protocol import errors
+from memfleet.protocol.requests import Kind, Reply, Request
+
+MAX_KEY_LENGTH = 250
+DEFAULT_MAX_ITEM_SIZE = 1024 * 1024
+DEFAULT_MAX_LINE_LENGTH = 64 * 1024
+# memcached drops a connection whose first 2048 bytes hold no newline, unless it is a get.
+PARTIAL_LINE_LIMIT = 2048
+
+_NOREPLY = b"noreply"
+_CRLF = b"\r\n"
+_INT32_MAX = 2**31 - 1
+_U64 = 2**64
+
+
+def _parse_int(tok: bytes) -> int | None:
+    """Digits with an optional sign, as C's strtol/strtoul accept them; None otherwise."""
+    if tok.isdigit():
+        return int(tok)
+    if len(tok) > 1 and tok[0] in b"+-" and tok[1:].isdigit():
+        return int(tok)
+    return None
+
+
+def _ok_u32_flags(tok: bytes) -> bool:
+    """memcached's ``safe_strtoul``: any unsigned 64-bit number, negatives refused."""
+    v = _parse_int(tok)
+    return v is not None and (v == 0 or 0 < v < _U64)
+
+
+def _ok_exptime(tok: bytes) -> bool:
+    """memcached's ``safe_strtol`` for a 32-bit signed exptime."""
+    v = _parse_int(tok)
+    return v is not None and -(2**63) <= v < 2**63
+
+
+def _routing_key(tok: bytes, b64: bool) -> bytes:
+    """The key a meta request names; base64 keys are decoded so every protocol agrees."""
+    if not b64:
+        return tok
+    try:
+        return binascii.a2b_base64(tok, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return tok  # the backend rejects it with memcached's own error
+
+
+def _local(wire: bytes, reply: Reply = Reply.NORMAL) -> Request:
+    return Request(Kind.LOCAL, b"", wire, reply=reply)
+
+
+class RequestParser:
+    """Turns a client's byte stream into ``Request`` objects. Sans-IO: no sockets here."""
+
+    __slots__ = (
+        "_buf",
+        "_chunks",
+        "_closed",
+        "_fresh",
+        "_handlers",
+        "_have",
+        "_need",
+        "_pending",
+        "_swallow",
+        "max_item_size",
+        "max_line_length",
+    )
+
+    def __init__(
+        self,
+        max_item_size: int = DEFAULT_MAX_ITEM_SIZE,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+    ) -> None:
+        self.max_item_size = max_item_size
+        self.max_line_length = max(max_line_length, PARTIAL_LINE_LIMIT)
+        self._buf = b""
+        # While a data block is incomplete the reads are kept here and joined once, so a
+        # large value costs one copy, not one per read.
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self._swallow = 0
+        self._fresh = True
+        self._closed = False
+        self._pending: list[Request] = []
+        h: dict[bytes, Callable[[list[bytes], bytes, int, int], int]] = {}
+        self._handlers = h
+        for name in (b"get", b"gets"):
+            h[name] = self._get
+        for name in (b"gat", b"gats"):
+            h[name] = self._gat
+        for name in (b"set", b"add", b"replace", b"append", b"prepend", b"cas"):
+            h[name] = self._store
+        for name in (b"incr", b"decr", b"touch"):
+            h[name] = self._keyed
+        h[b"delete"] = self._delete
+        for name in (b"mg", b"md", b"ma", b"me"):
+            h[name] = self._meta
+        h[b"ms"] = self._meta_set
+        h[b"mn"] = self._mn
+        h[b"flush_all"] = self._flush
+        h[b"version"] = self._version
+        h[b"verbosity"] = self._verbosity
+        h[b"stats"] = self._stats
+        h[b"quit"] = self._quit
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete request (what this connection costs in memory)."""
+        return len(self._buf) + self._have
+
+    def feed(self, data: bytes) -> list[Request]:
+        """Parse ``data`` (appended to what came before); return the completed requests."""
+        if self._closed or not data:
+            return []
+        if self._swallow:
+            if len(data) <= self._swallow:
+                self._swallow -= len(data)
+                return []
+            data = data[self._swallow :]
+            self._swallow = 0
+        if self._fresh:
+            self._fresh = False
+            if data[0] == 0x80:
+                self._closed = True
+                opcode = data[1] if len(data) > 1 else 0
+                return [Request(Kind.CLOSE, b"", errors.binary_refusal(opcode, data[12:16]))]
+        if self._need:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            buf = b"".join(self._chunks)
+            self._chunks = []
+            self._have = 0
+            self._need = 0
+        elif self._buf:
+            buf = self._buf + data
+        else:
+            buf = data
+        self._buf = b""
+        out: list[Request] = []
+        # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
+        self._pending = out
+        self._parse(buf, out)
+        return out
+
+    # -- framing -------------------------------------------------------------------------
+
+    def _parse(self, buf: bytes, out: list[Request]) -> None:
+        pos = 0
+        n = len(buf)
+        handlers = self._handlers
+        while pos < n:
+            eol = buf.find(b"\n", pos)
+            if eol < 0:
+                self._partial_line(buf, pos, out)
+                return
+            if eol - pos > self.max_line_length:
+                self._close(out, errors.LINE_TOO_LONG)
+                return
+            end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
+            tokens = buf[pos:end].split(b" ")
+            if b"" in tokens:
+                tokens = [t for t in tokens if t]
+                if not tokens:
+                    out.append(_local(errors.ERROR))
+                    pos = eol + 1
+                    continue
+            handler = handlers.get(tokens[0])
+            if handler is None:
+                out.append(_local(errors.ERROR))
+                pos = eol + 1
+                continue
+            # A handler returns where the next request starts; -1 means "wait for more".
+            nxt = handler(tokens, buf, pos, eol + 1)
+            if nxt < 0:
+                return
+            if nxt > n:
+                # A value too large to store is swallowed as it arrives.
+                self._swallow = nxt - n
+                return
+            pos = nxt
+            if self._closed:
+                return
+
+    def _partial_line(self, buf: bytes, pos: int, out: list[Request]) -> None:
+        rest = len(buf) - pos
+        if rest > PARTIAL_LINE_LIMIT:
+            head = buf[pos : pos + 128].lstrip(b" ")
+            if not (head.startswith(b"get ") or head.startswith(b"gets ")):
+                self._close(out, errors.LINE_TOO_LONG)
+                return
+            if rest > self.max_line_length:
+                self._close(out, errors.LINE_TOO_LONG)
+                return
+        self._buf = buf[pos:] if pos else buf
+
+    def _close(self, out: list[Request], reply: bytes) -> None:
+        self._closed = True
+        self._buf = b""
+        out.append(Request(Kind.CLOSE, b"", reply))
+
+    def _wait(self, buf: bytes, start: int, total: int) -> int:
+        """Keep ``buf[start:]`` until ``total`` bytes from ``start`` have arrived."""
+        self._chunks = [buf[start:]]
+        self._have = len(buf) - start
+        self._need = total
+        return -1
+
+    # -- text commands -------------------------------------------------------------------
+
+    def _get(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        if len(tokens) < 2:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        keys = tokens[1:]
+        for k in keys:
+            if len(k) > MAX_KEY_LENGTH:
+                self._pending.append(_local(errors.BAD_FORMAT))
+                return nxt
+        req = Request(Kind.GET, tokens[0], buf[start:nxt], keys[0], args=keys)
+        req.keys = keys
+        req.prefix = tokens[0]
+        self._pending.append(req)
+        return nxt
+
+    def _gat(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        if len(tokens) < 2:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        if not _ok_exptime(tokens[1]):
+            self._pending.append(_local(errors.BAD_EXPTIME))
+            return nxt
+        keys = tokens[2:]
+        if not keys:
+            self._pending.append(_local(errors.END))
+            return nxt
+        for k in keys:
+            if len(k) > MAX_KEY_LENGTH:
+                self._pending.append(_local(errors.BAD_FORMAT))
+                return nxt
+        req = Request(Kind.GET, tokens[0], buf[start:nxt], keys[0], args=tokens[1:])
+        req.keys = keys
+        req.prefix = tokens[0] + b" " + tokens[1]
+        self._pending.append(req)
+        return nxt
+
+    def _store(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        cas = tokens[0] == b"cas"
+        base = 6 if cas else 5
+        ntok = len(tokens)
+        if ntok != base and ntok != base + 1:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        noreply = ntok == base + 1 and tokens[-1] == _NOREPLY
+        mode = Reply.NOREPLY if noreply else Reply.NORMAL
+        key = tokens[1]
+        vlen = _parse_int(tokens[4])
+        if (
+            len(key) > MAX_KEY_LENGTH
+            or not _ok_u32_flags(tokens[2])
+            or not _ok_exptime(tokens[3])
+            or vlen is None
+            or (cas and _parse_int(tokens[5]) is None)
+            or vlen < 0
+            or vlen > _INT32_MAX - 2
+        ):
+            self._pending.append(_local(errors.BAD_FORMAT, mode))
+            return nxt
+        end = nxt + vlen + 2
+        if vlen > self.max_item_size:
+            self._pending.append(_local(errors.TOO_LARGE, mode))
+            if tokens[0] == b"set":
+                # memcached unlinks the old value when a set fails for size, so that a reader
+                # never sees the value the client meant to replace.
+                self._pending.append(
+                    Request(Kind.KEYED, b"delete", b"delete " + key + _CRLF, key, Reply.NOREPLY)
+                )
+            return end
+        if end > len(buf):
+            return self._wait(buf, start, end - start)
+        if buf[end - 2 : end] != _CRLF:
+            self._pending.append(_local(errors.BAD_CHUNK, mode))
+            return end
+        if noreply:
+            wire = b" ".join(tokens[:-1]) + _CRLF + buf[nxt:end]
+        else:
+            wire = buf[start:end]
+        self._pending.append(Request(Kind.KEYED, tokens[0], wire, key, mode, tokens[1:]))
+        return end
+
+    def _keyed(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        # incr/decr/touch: exactly 3 or 4 tokens, like memcached.
+        ntok = len(tokens)
+        if ntok != 3 and ntok != 4:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        self._single_key(tokens, buf, start, nxt, ntok == 4 and tokens[3] == _NOREPLY)
+        return nxt
+
+    def _delete(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        ntok = len(tokens)
+        if ntok < 2 or ntok > 4:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        self._single_key(tokens, buf, start, nxt, ntok > 2 and tokens[-1] == _NOREPLY)
+        return nxt
+
+    def _single_key(
+        self, tokens: list[bytes], buf: bytes, start: int, nxt: int, noreply: bool
+    ) -> None:
+        mode = Reply.NOREPLY if noreply else Reply.NORMAL
+        key = tokens[1]
+        if len(key) > MAX_KEY_LENGTH:
+            self._pending.append(_local(errors.BAD_FORMAT, mode))
+            return
+        wire = b" ".join(tokens[:-1]) + _CRLF if noreply else buf[start:nxt]
+        self._pending.append(Request(Kind.KEYED, tokens[0], wire, key, mode, tokens[1:]))
+
+    def _flush(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        ntok = len(tokens)
+        if ntok > 3:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        noreply = ntok > 1 and tokens[-1] == _NOREPLY
+        wire = b" ".join(tokens[:-1]) + _CRLF if noreply else buf[start:nxt]
+        mode = Reply.NOREPLY if noreply else Reply.NORMAL
+        self._pending.append(Request(Kind.FLUSH, tokens[0], wire, b"", mode, tokens[1:]))
+        return nxt
+
+    def _version(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        self._pending.append(Request(Kind.VERSION, tokens[0], b""))
+        return nxt
+
+    def _verbosity(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        ntok = len(tokens)
+        if ntok != 2 and ntok != 3:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        mode = Reply.NOREPLY if tokens[-1] == _NOREPLY else Reply.NORMAL
+        if not _ok_u32_flags(tokens[1]):
+            self._pending.append(_local(errors.BAD_FORMAT, mode))
+            return nxt
+        self._pending.append(Request(Kind.VERBOSITY, tokens[0], b"", b"", mode, tokens[1:]))
+        return nxt
+
+    def _stats(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        self._pending.append(Request(Kind.STATS, tokens[0], b"", args=tokens[1:]))
+        return nxt
+
+    def _quit(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        self._closed = True
+        self._pending.append(Request(Kind.QUIT, tokens[0], b""))
+        return nxt
+
+    # -- meta commands -------------------------------------------------------------------
+
+    def _mn(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        self._pending.append(_local(errors.MN))
+        return nxt
+
+    def _meta_flags(
+        self, tokens: list[bytes], buf: bytes, start: int, nxt: int
+    ) -> tuple[bytes, Reply, bytes]:
+        """The routing key, the reply mode and the command line for the backend (``q`` off)."""
+        flags = tokens[2:]
+        key = _routing_key(tokens[1], b"b" in flags)
+        if b"q" in flags:
+            line = b" ".join([t for t in tokens if t != b"q"]) + _CRLF
+            return key, Reply.QUIET, line
+        return key, Reply.NORMAL, buf[start:nxt]
+
+    def _meta(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        if len(tokens) < 2:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        if len(tokens[1]) > MAX_KEY_LENGTH:
+            self._pending.append(_local(errors.BAD_FORMAT))
+            return nxt
+        key, mode, wire = self._meta_flags(tokens, buf, start, nxt)
+        self._pending.append(Request(Kind.KEYED, tokens[0], wire, key, mode, tokens[1:]))
+        return nxt
+
+    def _meta_set(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        if len(tokens) < 2:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        vlen = _parse_int(tokens[2]) if len(tokens) > 2 else None
+        if len(tokens[1]) > MAX_KEY_LENGTH or vlen is None or vlen < 0 or vlen > _INT32_MAX - 2:
+            # memcached has not read the length yet, so it does not swallow the data line.
+            self._pending.append(_local(errors.BAD_FORMAT))
+            return nxt
+        end = nxt + vlen + 2
+        if vlen > self.max_item_size:
+            self._pending.append(_local(errors.TOO_LARGE))
+            b64 = b"b" in tokens[3:]
+            key = _routing_key(tokens[1], b64)
+            md = b"md " + tokens[1] + (b" b" if b64 else b"") + _CRLF
+            self._pending.append(Request(Kind.KEYED, b"md", md, key, Reply.NOREPLY))
+            return end
+        if end > len(buf):
+            return self._wait(buf, start, end - start)
+        if buf[end - 2 : end] != _CRLF:
+            self._pending.append(_local(errors.BAD_CHUNK))
+            return end
+        key, mode, line = self._meta_flags(tokens, buf, start, nxt)
+        wire = buf[start:end] if mode is Reply.NORMAL else line + buf[nxt:end]
+        self._pending.append(Request(Kind.KEYED, tokens[0], wire, key, mode, tokens[1:]))
+        return end

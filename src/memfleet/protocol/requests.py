@@ -1,0 +1,87 @@
+"""The request model the parser produces and the routes consume.
+
+One small slotted object per request. ``wire`` is exactly what a backend is sent: the client's
+own bytes where possible, rewritten only to drop ``noreply``/``q`` (backends always reply, so
+the proxy's FIFO matching never gets out of step; the proxy drops what the client did not ask
+for).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Kind(IntEnum):
+    """What the server does with a request."""
+
+    GET = 1  # get/gets/gat/gats: one or more keys, split and merged by the proxy
+    KEYED = 2  # one key, one backend, the reply passed back (storage, delete, incr, meta...)
+    FLUSH = 3  # flush_all: every backend the route reaches
+    LOCAL = 4  # answered by the proxy itself: ``wire`` holds the reply (errors included)
+    VERSION = 5
+    VERBOSITY = 6
+    STATS = 7
+    QUIT = 8
+    CLOSE = 9  # protocol violation: write ``wire`` (may be empty), then close the connection
+
+
+class Reply(IntEnum):
+    """Which replies the client asked for."""
+
+    NORMAL = 0
+    NOREPLY = 1  # text ``noreply``: drop whatever comes back
+    QUIET = 2  # meta ``q``: drop the command's success/miss code, pass anything else
+
+
+class Request:
+    """One parsed client request.
+
+    ``cmd`` is the command name as sent (``b"get"``, ``b"ms"``...), ``key`` the routing key
+    (base64-decoded for meta ``b`` keys), ``keys`` every key of a get-family request, ``wire``
+    the bytes for the backend (or the local reply for ``Kind.LOCAL``/``Kind.CLOSE``), ``args``
+    the command line's tokens after the command name.
+    """
+
+    __slots__ = ("args", "cmd", "key", "keys", "kind", "prefix", "reply", "wire")
+
+    def __init__(
+        self,
+        kind: Kind,
+        cmd: bytes,
+        wire: bytes,
+        key: bytes = b"",
+        reply: Reply = Reply.NORMAL,
+        args: list[bytes] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.cmd = cmd
+        self.wire = wire
+        self.key = key
+        self.reply = reply
+        self.args: list[bytes] = args if args is not None else []
+        self.keys: list[bytes] = []
+        # For get-family requests: the command line up to the keys (``b"gat 30"``), used to
+        # build one request per key.
+        self.prefix = b""
+
+    def __repr__(self) -> str:
+        return (
+            f"Request({self.kind.name}, {self.cmd!r}, key={self.key!r}, "
+            f"reply={self.reply.name}, wire={self.wire[:60]!r})"
+        )
+
+
+# Reply codes a meta command's ``q`` flag hides (memcached 1.6: mg hides a miss, ms/md/ma hide
+# success; errors and other codes are always shown).
+QUIET_HIDES: dict[bytes, bytes] = {
+    b"mg": b"EN",
+    b"ms": b"HD",
+    b"md": b"HD",
+    b"ma": b"HD",
+}
+
+
+def hidden_by_quiet(cmd: bytes, reply: bytes) -> bool:
+    """True when a meta command sent with ``q`` must not show this reply to the client."""
+    code = QUIET_HIDES.get(cmd)
+    return code is not None and reply[:2] == code and reply[2:3] in (b" ", b"\r", b"\n")

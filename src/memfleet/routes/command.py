@@ -1,0 +1,32 @@
+"""A per-command map: ``get`` to one route, ``set`` to another, the rest to ``default``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from memfleet.backend import Backend, ReplyCallback
+from memfleet.protocol.requests import Request
+from memfleet.routes.base import Route
+
+
+class CommandRoute(Route):
+    """Chooses a child route by the request's command name."""
+
+    __slots__ = ("by_command", "default")
+
+    def __init__(self, by_command: dict[bytes, Route], default: Route) -> None:
+        self.by_command = by_command
+        self.default = default
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        """Route by command, falling back to ``default``."""
+        self.by_command.get(req.cmd, self.default).send(req, cb, token)
+
+    def backends(self) -> Iterator[Backend]:
+        """Every backend of every child, each once."""
+        seen: set[int] = set()
+        for r in (self.default, *self.by_command.values()):
+            for b in r.backends():
+                if id(b) not in seen:
+                    seen.add(id(b))
+                    yield b

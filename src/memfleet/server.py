@@ -1,0 +1,355 @@
+"""The asyncio listener and client connections: thin around the codec and the route tree.
+
+Each client connection numbers its requests; replies may complete out of order (different
+backends) and are written strictly in request order. A reply is written at once when nothing
+earlier is outstanding and nothing later is in flight; otherwise replies are gathered and
+written once per event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from memfleet import __version__
+from memfleet.backend import Backend
+from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
+from memfleet.pool import Pool
+from memfleet.protocol import errors
+from memfleet.protocol.parse import RequestParser
+from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
+from memfleet.protocol.responses import merge_get_replies
+from memfleet.routes.base import Route
+from memfleet.routes.builder import BackendKey, build_pools, build_routes
+from memfleet.stats import ProxyStats, backend_stats, render
+
+log = logging.getLogger("memfleet.proxy")
+
+_VERSION = f"VERSION memfleet-{__version__}\r\n".encode()
+_CRLF = b"\r\n"
+
+
+def _drop(_token: object, _reply: bytes) -> None:
+    """Reply callback for noreply requests: the client asked for nothing."""
+
+
+class _Gather:
+    """Collects the per-key replies of a multi-key get, or the per-backend replies of a
+    flush_all, and hands one merged reply to the client."""
+
+    __slots__ = ("client", "merge", "parts", "remaining", "seq")
+
+    def __init__(
+        self, client: ClientConnection, seq: int, n: int, merge: Callable[[list[bytes]], bytes]
+    ) -> None:
+        self.client = client
+        self.seq = seq
+        self.parts: list[bytes] = [b""] * n
+        self.remaining = n
+        self.merge = merge
+
+    def part(self, index: int, reply: bytes) -> None:
+        self.parts[index] = reply
+        self.remaining -= 1
+        if not self.remaining:
+            self.client.deliver(self.seq, self.merge(self.parts))
+
+
+def _merge_flush(parts: list[bytes]) -> bytes:
+    for p in parts:
+        if p != errors.OK:
+            return p
+    return errors.OK
+
+
+class Proxy:
+    """The running proxy's state: config, pools, route tree, stats. Reload swaps them."""
+
+    def __init__(self, cfg: ProxyConfig, config_path: str | None = None) -> None:
+        self.config_path = config_path
+        self.stats = ProxyStats()
+        self.cfg = cfg
+        self.pools: dict[str, Pool] = build_pools(cfg)
+        self.root: Route = build_routes(cfg, self.pools)
+        self.clients: set[ClientConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    def all_backends(self) -> list[Backend]:
+        """Every backend of every pool, each once."""
+        seen: dict[int, Backend] = {}
+        for p in self.pools.values():
+            for b in p.backends:
+                seen.setdefault(id(b), b)
+        return list(seen.values())
+
+    def new_parser(self) -> RequestParser:
+        """A request parser with this config's limits."""
+        return RequestParser(self.cfg.max_item_size, self.cfg.max_line_length)
+
+    async def start(self, listen: str | None = None, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen for clients; return the bound address (port 0 picks a free one)."""
+        host, port = parse_hostport(listen or self.cfg.listen)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self), host, port, backlog=1024, reuse_port=reuse_port
+        )
+        sock = self._server.sockets[0].getsockname()
+        log.info("memfleet proxy listening on %s:%d", sock[0], sock[1])
+        return str(sock[0]), int(sock[1])
+
+    def reload(self, path: str | None = None) -> bool:
+        """Load the config again; on any error keep serving the old one and say why."""
+        path = path or self.config_path
+        if path is None:
+            return False
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            self.stats.reloads_failed += 1
+            log.error("reload refused, keeping the running config: %s", exc)
+            return False
+        self.apply(cfg)
+        self.stats.reloads += 1
+        log.info("reloaded %s", Path(path).name)
+        return True
+
+    def apply(self, cfg: ProxyConfig) -> None:
+        """Swap in a new config. Unchanged backends keep their connections; requests in
+        flight finish on the backends they were sent to."""
+        old = {b.key(): b for b in self.all_backends()}
+        reuse: dict[BackendKey, Backend] = dict(old)
+        pools = build_pools(cfg, reuse)
+        root = build_routes(cfg, pools)
+        self.cfg, self.pools, self.root = cfg, pools, root
+        kept = {id(b) for b in self.all_backends()}
+        for b in old.values():
+            if id(b) not in kept:
+                b.close()
+
+    async def close(self) -> None:
+        """Stop listening, close clients and backends."""
+        if self._server is not None:
+            self._server.close()
+        for c in list(self.clients):
+            c.close()
+        for b in self.all_backends():
+            b.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client: parse, dispatch to the route tree, write replies in order."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.stats = proxy.stats
+        self.parser = proxy.new_parser()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self._next = 0  # sequence number of the next request that expects a reply
+        self._head = 0  # sequence number of the next reply to write
+        self._ready: dict[int, bytes] = {}
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._close_at = -1  # write up to this reply, then close
+        self._loop = asyncio.get_running_loop()
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = transport.get_extra_info("peername")
+        self.proxy.clients.add(self)
+        self.stats.curr_connections += 1
+        self.stats.total_connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.transport = None
+            self.proxy.clients.discard(self)
+            self.stats.curr_connections -= 1
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests until it does.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        for req in self.parser.feed(data):
+            self.dispatch(req)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def dispatch(self, req: Request) -> None:
+        """Send one request on its way; its reply slot keeps the client's order."""
+        kind = req.kind
+        stats = self.stats
+        if kind is Kind.KEYED:
+            if req.cmd in (b"set", b"ms", b"add", b"replace", b"append", b"prepend", b"cas"):
+                stats.cmd_set += 1
+            else:
+                stats.cmd_other += 1
+            mode = req.reply
+            if mode is Reply.NORMAL:
+                seq = self._next
+                self._next = seq + 1
+                self.proxy.root.send(req, self.deliver, seq)
+            elif mode is Reply.NOREPLY:
+                self.proxy.root.send(req, _drop, None)
+            else:
+                seq = self._next
+                self._next = seq + 1
+                self.proxy.root.send(req, self._deliver_quiet, (seq, req.cmd))
+        elif kind is Kind.GET:
+            self._get(req)
+        elif kind is Kind.LOCAL:
+            if req.wire[:1] in (b"E", b"C"):
+                stats.protocol_errors += 1
+            if req.reply is not Reply.NOREPLY:
+                self._local(req.wire)
+        elif kind is Kind.FLUSH:
+            self._flush_all(req)
+        elif kind is Kind.VERSION:
+            self._local(_VERSION)
+        elif kind is Kind.VERBOSITY:
+            if req.reply is not Reply.NOREPLY:
+                self._local(errors.OK)
+        elif kind is Kind.STATS:
+            self._local(self._stats(req.args))
+        else:  # QUIT, CLOSE
+            if kind is Kind.CLOSE:
+                stats.protocol_errors += 1
+                log.info("closing client %s: protocol violation", self.peer)
+            seq = self._next
+            self._next = seq + 1
+            self._close_at = seq
+            self.deliver(seq, req.wire)
+
+    def _local(self, reply: bytes) -> None:
+        seq = self._next
+        self._next = seq + 1
+        self.deliver(seq, reply)
+
+    def _get(self, req: Request) -> None:
+        keys = req.keys
+        n = len(keys)
+        self.stats.cmd_get += n
+        seq = self._next
+        self._next = seq + 1
+        root = self.proxy.root
+        if n == 1:
+            root.send(req, self._deliver_get, seq)
+            return
+        gather = _Gather(self, seq, n, self._merge_get)
+        prefix = req.prefix + b" "
+        for i, key in enumerate(keys):
+            sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
+            sub.keys = [key]
+            sub.prefix = req.prefix
+            root.send(sub, gather.part, i)
+
+    def _merge_get(self, parts: list[bytes]) -> bytes:
+        for p in parts:
+            if p[:1] == b"V":
+                self.stats.get_hits += 1
+            else:
+                self.stats.get_misses += 1
+        return merge_get_replies(parts)
+
+    def _flush_all(self, req: Request) -> None:
+        self.stats.cmd_flush += 1
+        backends = list(self.proxy.root.backends())
+        if req.reply is Reply.NOREPLY:
+            for b in backends:
+                b.send(req.wire, _drop, None)
+            return
+        seq = self._next
+        self._next = seq + 1
+        gather = _Gather(self, seq, len(backends), _merge_flush)
+        for i, b in enumerate(backends):
+            b.send(req.wire, gather.part, i)
+
+    def _stats(self, args: list[bytes]) -> bytes:
+        proxy = self.proxy
+        if not args:
+            return render(self.stats.general())
+        sub = args[0]
+        if sub == b"backends":
+            return render(backend_stats(proxy.all_backends()))
+        if sub == b"proxy":
+            lines = self.stats.general()
+            lines += [(f"pool_{name}_backends", len(p.backends)) for name, p in proxy.pools.items()]
+            lines += [("backends_down", sum(b.down for b in proxy.all_backends()))]
+            return render(lines)
+        if sub == b"reset":
+            self.stats.reset()
+            return errors.RESET
+        return errors.ERROR
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _deliver_get(self, seq: int, reply: bytes) -> None:
+        if reply[:1] == b"V":
+            self.stats.get_hits += 1
+        else:
+            self.stats.get_misses += 1
+        self.deliver(seq, reply)
+
+    def _deliver_quiet(self, token: tuple[int, bytes], reply: bytes) -> None:
+        seq, cmd = token
+        self.deliver(seq, b"" if hidden_by_quiet(cmd, reply) else reply)
+
+    def deliver(self, seq: int, reply: bytes) -> None:
+        """The reply for request ``seq``; written once every earlier reply has been."""
+        if seq != self._head:
+            self._ready[seq] = reply
+            return
+        head = seq + 1
+        ready = self._ready
+        if ready and head in ready:
+            parts = [reply]
+            while head in ready:
+                parts.append(ready.pop(head))
+                head += 1
+            reply = b"".join(parts)
+        closing = self._close_at >= 0 and head > self._close_at
+        self._head = head
+        transport = self.transport
+        if transport is None or (self._close_at >= 0 and transport.is_closing()):
+            return
+        if head == self._next and not self._out and not closing:
+            # Nothing else in flight: write now rather than wait for the end of the turn.
+            if reply:
+                transport.write(reply)
+            return
+        if reply:
+            self._out.append(reply)
+        if closing:
+            self._flush()
+            transport.close()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._out and self.transport is not None:
+            out = self._out
+            self._out = []
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        """Close the client connection (proxy shutdown)."""
+        if self.transport is not None:
+            self.transport.close()
