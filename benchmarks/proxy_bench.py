@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -246,13 +247,40 @@ def cpu_times(cpus: Sequence[int]) -> dict[int, tuple[int, int]]:
     return out
 
 
+def total_busy_ticks() -> int:
+    """Busy clock ticks summed over all CPUs (aggregate ``cpu`` line of /proc/stat)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6]
+
+
 def busy_pct(
-    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], cpu: int
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], cpu: int, seconds: float
 ) -> float:
-    """Percentage of time ``cpu`` was busy between two snapshots."""
+    """Percentage of ``seconds`` (the generator's own run time) that ``cpu`` was busy.
+
+    memcaslap idles for up to a second after its timed run, so dividing by the wall-clock
+    window would understate how saturated a CPU was while load was applied.
+    """
     busy = after[cpu][0] - before[cpu][0]
-    total = after[cpu][1] - before[cpu][1]
-    return 100.0 * busy / total if total > 0 else float("nan")
+    if seconds <= 0:
+        return float("nan")
+    return min(100.0, 100.0 * busy / (seconds * CLK_TCK))
+
+
+def wait_for_quiet(max_wait: float, threshold_pct: float = 10.0) -> float:
+    """Wait up to ``max_wait`` s for the machine to be idle; return the last busy % seen.
+
+    Other programs on the machine (test suites, builds) steal CPU from the pinned servers
+    and make runs incomparable; a short wait usually outlasts them.
+    """
+    n_cpus = os.cpu_count() or 1
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, t0 = total_busy_ticks(), time.monotonic()
+        time.sleep(0.5)
+        pct = 100.0 * (total_busy_ticks() - b0) / ((time.monotonic() - t0) * CLK_TCK * n_cpus)
+        if pct < threshold_pct or time.monotonic() >= deadline:
+            return pct
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,15 +554,33 @@ def backend_ops(started: Started, target: str) -> dict[str, int]:
     return total
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of all reaped children so far (the load generator once it has exited)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) -> dict[str, Any]:
     """One run: start everything fresh, preload, load, measure CPU, stop everything."""
     fleet = Fleet(workdir)
     try:
-        started = start_target(fleet, target, s)
+        for attempt in (1, 2):
+            try:
+                started = start_target(fleet, target, s)
+                break
+            except TargetUnavailable as exc:
+                # A port probed free may be grabbed by another program before our server
+                # binds it, so one retry on fresh ports separates bad luck from a broken target.
+                fleet.stop_all()
+                if attempt == 2:
+                    raise
+                print(f"  {target} did not come up, retrying once: {exc}", file=sys.stderr)
         preload(fleet, started.port, wl)
         backend_pids = [m.pid for m, _ in started.backends]
         cpus = sorted({s.server_cpu, wl.client_cpu})
         ops_before = backend_ops(started, target)
+        gen_before = children_cpu_s()
+        all_before, wall_before = total_busy_ticks(), time.monotonic()
         sys_before = cpu_times(cpus)
         tgt_before = cpu_ticks(process_tree(started.target_root.pid))
         be_before = cpu_ticks(backend_pids)
@@ -542,6 +588,8 @@ def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) ->
         tgt_after = cpu_ticks(process_tree(started.target_root.pid))
         be_after = cpu_ticks(backend_pids)
         sys_after = cpu_times(cpus)
+        all_after, wall_after = total_busy_ticks(), time.monotonic()
+        gen_cpu_s = children_cpu_s() - gen_before
         ops_after = backend_ops(started, target)
         if started.target_root.popen.poll() is not None:
             raise TargetUnavailable(
@@ -550,17 +598,22 @@ def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) ->
     finally:
         fleet.stop_all()
     ops = int(res["ops"])
-    us_per_tick = 1e6 / CLK_TCK
-    res["target_cpu_s"] = ticks_delta(tgt_before, tgt_after) / CLK_TCK
-    res["backend_cpu_s"] = ticks_delta(be_before, be_after) / CLK_TCK
-    res["cpu_us_per_req"] = (
-        ticks_delta(tgt_before, tgt_after) * us_per_tick / ops if ops else math.nan
-    )
-    res["backend_cpu_us_per_req"] = (
-        ticks_delta(be_before, be_after) * us_per_tick / ops if ops else math.nan
-    )
-    res["server_cpu_busy_pct"] = busy_pct(sys_before, sys_after, s.server_cpu)
-    res["client_cpu_busy_pct"] = busy_pct(sys_before, sys_after, wl.client_cpu)
+    tgt_s = ticks_delta(tgt_before, tgt_after) / CLK_TCK
+    be_s = ticks_delta(be_before, be_after) / CLK_TCK
+    ours_s = be_s + gen_cpu_s + (0.0 if target == "direct" else tgt_s)
+    window_s = wall_after - wall_before
+    res["target_cpu_s"] = tgt_s
+    res["backend_cpu_s"] = be_s
+    res["loadgen_cpu_s"] = gen_cpu_s
+    res["cpu_us_per_req"] = tgt_s * 1e6 / ops if ops else math.nan
+    res["backend_cpu_us_per_req"] = be_s * 1e6 / ops if ops else math.nan
+    srv_busy_s = (sys_after[s.server_cpu][0] - sys_before[s.server_cpu][0]) / CLK_TCK
+    res["server_cpu_total_us_per_req"] = srv_busy_s * 1e6 / ops if ops else math.nan
+    res["server_cpu_busy_pct"] = busy_pct(sys_before, sys_after, s.server_cpu, res["seconds"])
+    res["client_cpu_busy_pct"] = busy_pct(sys_before, sys_after, wl.client_cpu, res["seconds"])
+    # CPU burnt by programs that are not part of this benchmark, in % of one CPU.
+    other_s = (all_after - all_before) / CLK_TCK - ours_s
+    res["other_cpu_pct"] = max(0.0, 100.0 * other_s / window_s) if window_s > 0 else math.nan
     res["backend_counters"] = {k: ops_after[k] - ops_before[k] for k in ops_after}
     seen = res["backend_counters"]["cmd_get"] + res["backend_counters"]["cmd_set"]
     res["backend_requests"] = seen
@@ -581,6 +634,8 @@ METRICS = (
     "errors",
     "server_cpu_busy_pct",
     "client_cpu_busy_pct",
+    "other_cpu_pct",
+    "server_cpu_total_us_per_req",
     "get_fraction",
 )
 
@@ -617,6 +672,7 @@ def _fmt_row(target: str, mode: str, m: dict[str, Any]) -> list[str]:
         f"{m['backend_cpu_us_per_req']:.2f}",
         f"{m['errors']:.0f}",
         f"{m['server_cpu_busy_pct']:.0f}/{m['client_cpu_busy_pct']:.0f}",
+        f"{m['other_cpu_pct']:.0f}",
     ]
 
 
@@ -630,6 +686,7 @@ HEADERS = [
     "backends CPU µs/req",
     "errors",
     "CPU busy % srv/gen",
+    "other %",
 ]
 
 
@@ -692,7 +749,9 @@ def markdown(
         "CPU µs/req is the target's utime+stime (for `direct`: the one memcached) divided by "
         "completed requests; backends CPU is all memcached processes. Latency is per request "
         "(nonpipelined) or per 16-request batch (pipelined); `~` marks memcaslap values "
-        "estimated from its log2 histogram.",
+        "estimated from its log2 histogram. CPU busy % is per pinned CPU while load ran; "
+        "`other %` is CPU (in % of one CPU) used by programs outside the benchmark, which "
+        "should be ~0 for trustworthy numbers.",
     ]
     return "\n".join(out)
 
@@ -770,6 +829,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memcached", default="/usr/bin/memcached")
     p.add_argument("--nutcracker", default="/usr/sbin/nutcracker")
     p.add_argument("--memcaslap", default=shutil.which("memcaslap") or "/usr/bin/memcaslap")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="max seconds to wait before each run for other programs to stop using CPU",
+    )
     p.add_argument("--keep-tmp", action="store_true", help="keep configs and logs for debugging")
     args = p.parse_args(argv)
     args.targets = [t.strip() for t in args.proxies.split(",") if t.strip()]
@@ -820,6 +885,62 @@ def check_tools(args: argparse.Namespace) -> None:
         )
 
 
+def report_run(label: str, res: dict[str, Any]) -> None:
+    """One progress line per run on stderr, plus warnings about suspicious runs."""
+    print(
+        f"{label} {res['ops_per_sec']:,.0f} ops/s  "
+        f"p50 {res['p50_us']:,.0f} µs  p99 {res['p99_us']:,.0f} µs  "
+        f"CPU {res['cpu_us_per_req']:.2f} µs/req  errors {res['errors']}  "
+        f"gets {100 * res['get_fraction']:.1f}%  "
+        f"busy srv/gen {res['server_cpu_busy_pct']:.0f}/{res['client_cpu_busy_pct']:.0f}%  "
+        f"other {res['other_cpu_pct']:.0f}%",
+        file=sys.stderr,
+        flush=True,
+    )
+    if abs(res["backend_requests"] - res["ops"]) > 0.05 * max(res["ops"], 1):
+        print(
+            f"{label} note: backends saw {res['backend_requests']:,} requests "
+            f"for {res['ops']:,} completed",
+            file=sys.stderr,
+        )
+    if res["other_cpu_pct"] > 10:
+        print(
+            f"{label} warning: other programs used {res['other_cpu_pct']:.0f}% of a CPU "
+            "during this run; its numbers are disturbed",
+            file=sys.stderr,
+        )
+
+
+def run_matrix(
+    args: argparse.Namespace, settings: Settings, wl: Workload, tmp: Path
+) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, str]]:
+    """Run every (target, mode, run); return raw results and the skipped targets."""
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    skipped: dict[str, str] = {}
+    for target in args.targets:
+        for mode in args.mode_list:
+            for run in range(1, args.runs + 1):
+                if target in skipped:
+                    break
+                label = f"[{target} {mode} {run}/{args.runs}]"
+                busy = wait_for_quiet(args.settle)
+                if busy >= 10.0:
+                    print(
+                        f"{label} machine still {busy:.0f}% busy, running anyway", file=sys.stderr
+                    )
+                workdir = tmp / f"{target}-{mode}-{run}"
+                workdir.mkdir()
+                try:
+                    res = measure(target, mode, settings, wl, workdir)
+                except TargetUnavailable as exc:
+                    skipped[target] = str(exc)
+                    print(f"{label} SKIPPING {target}: {exc}", file=sys.stderr)
+                    break
+                raw.setdefault(target, {}).setdefault(mode, []).append(res)
+                report_run(label, res)
+    return raw, skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the whole benchmark matrix and print the results."""
     args = parse_args(argv)
@@ -845,43 +966,11 @@ def main(argv: list[str] | None = None) -> int:
         nonpipelined_gen=args.nonpipelined_gen,
         memcaslap=args.memcaslap,
     )
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    skipped: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="memfleet-bench-"))
     t_start = time.monotonic()
     try:
         with sigterm_as_exit():
-            for target in args.targets:
-                for mode in args.mode_list:
-                    if target in skipped:
-                        break
-                    for run in range(1, args.runs + 1):
-                        workdir = tmp / f"{target}-{mode}-{run}"
-                        workdir.mkdir()
-                        label = f"[{target} {mode} {run}/{args.runs}]"
-                        try:
-                            res = measure(target, mode, settings, wl, workdir)
-                        except TargetUnavailable as exc:
-                            skipped[target] = str(exc)
-                            print(f"{label} SKIPPING {target}: {exc}", file=sys.stderr)
-                            break
-                        raw.setdefault(target, {}).setdefault(mode, []).append(res)
-                        print(
-                            f"{label} {res['ops_per_sec']:,.0f} ops/s  "
-                            f"p50 {res['p50_us']:,.0f} µs  p99 {res['p99_us']:,.0f} µs  "
-                            f"CPU {res['cpu_us_per_req']:.2f} µs/req  "
-                            f"errors {res['errors']}  gets {100 * res['get_fraction']:.1f}%  "
-                            f"busy srv/gen {res['server_cpu_busy_pct']:.0f}/"
-                            f"{res['client_cpu_busy_pct']:.0f}%",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                        if abs(res["backend_requests"] - res["ops"]) > 0.05 * max(res["ops"], 1):
-                            print(
-                                f"{label} note: backends saw {res['backend_requests']:,} "
-                                f"requests for {res['ops']:,} completed",
-                                file=sys.stderr,
-                            )
+            raw, skipped = run_matrix(args, settings, wl, tmp)
     finally:
         if args.keep_tmp:
             print(f"kept {tmp}", file=sys.stderr)

@@ -1,0 +1,134 @@
+"""The request parser: events from bytes, incremental, bounded, never raising."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memfleet.protocol import errors
+from memfleet.protocol.parse import RequestParser
+from memfleet.protocol.requests import Kind, Reply, Request
+
+
+def summary(reqs: list[Request]) -> list[tuple[object, ...]]:
+    return [(r.kind, r.cmd, r.key, tuple(r.keys), r.wire, r.reply) for r in reqs]
+
+
+def parse_all(data: bytes, **kw: int) -> list[Request]:
+    return RequestParser(**kw).feed(data)
+
+
+def test_get_many_keys() -> None:
+    [r] = parse_all(b"get a bb ccc\r\n")
+    assert r.kind is Kind.GET and r.keys == [b"a", b"bb", b"ccc"] and r.prefix == b"get"
+    [r] = parse_all(b"gats 30 k1 k2\r\n")
+    assert r.keys == [b"k1", b"k2"] and r.prefix == b"gats 30"
+
+
+def test_set_keeps_client_bytes_and_strips_noreply() -> None:
+    [r] = parse_all(b"set k 1 2 3\r\nabc\r\n")
+    assert (r.kind, r.key, r.wire, r.reply) == (
+        Kind.KEYED,
+        b"k",
+        b"set k 1 2 3\r\nabc\r\n",
+        Reply.NORMAL,
+    )
+    [r] = parse_all(b"cas k 1 2 3 99 noreply\r\nabc\r\n")
+    assert r.wire == b"cas k 1 2 3 99\r\nabc\r\n" and r.reply is Reply.NOREPLY
+    [r] = parse_all(b"delete k noreply\r\n")
+    assert r.wire == b"delete k\r\n" and r.reply is Reply.NOREPLY
+
+
+def test_meta_quiet_flag_is_stripped_and_base64_key_decoded() -> None:
+    [r] = parse_all(b"mg a2V5 b v q O5\r\n")
+    assert r.key == b"key" and r.reply is Reply.QUIET and r.wire == b"mg a2V5 b v O5\r\n"
+    [r] = parse_all(b"ms k 2 q T0\r\nhi\r\n")
+    assert r.wire == b"ms k 2 T0\r\nhi\r\n" and r.reply is Reply.QUIET
+
+
+@pytest.mark.parametrize(
+    ("data", "replies"),
+    [
+        (b"foo\r\n", [errors.ERROR]),
+        (b"\r\n", [errors.ERROR]),
+        (b"get\r\n", [errors.ERROR]),
+        (b"get " + b"k" * 251 + b"\r\n", [errors.BAD_FORMAT]),
+        (b"set k 0 0 abc\r\nhi\r\n", [errors.BAD_FORMAT, errors.ERROR]),
+        (b"set k 0 0 2\r\nhiXX\r\n", [errors.BAD_CHUNK, errors.ERROR]),
+        (b"ms k 2 q\r\nhiXX\r\n", [errors.BAD_CHUNK, errors.ERROR]),
+        (b"gat abc k\r\n", [errors.BAD_EXPTIME]),
+        (b"gat 10\r\n", [errors.END]),
+        (b"mn\r\n", [errors.MN]),
+    ],
+)
+def test_malformed_requests_get_memcacheds_reply(data: bytes, replies: list[bytes]) -> None:
+    got = parse_all(data)
+    assert [r.wire for r in got] == replies
+    assert all(r.kind is Kind.LOCAL for r in got)
+
+
+def test_too_large_value_is_swallowed_across_reads_and_old_value_deleted() -> None:
+    p = RequestParser(max_item_size=1024)
+    out = p.feed(b"set k 0 0 5000\r\n" + b"x" * 3000)
+    assert [r.wire for r in out] == [errors.TOO_LARGE, b"delete k\r\n"]
+    assert out[1].reply is Reply.NOREPLY
+    assert p.feed(b"x" * 2000) == []
+    [r] = p.feed(b"\r\nget k\r\n")
+    assert r.kind is Kind.GET
+    assert p.buffered < 64
+
+
+def test_binary_magic_is_refused_and_closes() -> None:
+    p = RequestParser()
+    [r] = p.feed(b"\x80\x00\x00\x01" + bytes(20))
+    assert r.kind is Kind.CLOSE and r.wire[0] == 0x81
+    assert p.feed(b"get k\r\n") == []
+
+
+def test_long_line_without_newline_closes() -> None:
+    p = RequestParser(max_line_length=4096)
+    assert p.feed(b"get " + b"k" * 3000) == []  # a get may be long...
+    [r] = p.feed(b"k" * 2000)  # ...up to the limit
+    assert r.kind is Kind.CLOSE and r.wire == errors.LINE_TOO_LONG
+    [r] = RequestParser().feed(b"x" * 2049)  # anything else: memcached's 2048
+    assert r.kind is Kind.CLOSE
+
+
+def test_quit_stops_parsing() -> None:
+    out = parse_all(b"get a\r\nquit\r\nget b\r\n")
+    assert [r.kind for r in out] == [Kind.GET, Kind.QUIT]
+
+
+SESSION = (
+    b"set k 0 0 5\r\nhello\r\nget k a b\r\nmg k v q\r\nms m 3 T0\r\nabc\r\n"
+    b"delete k noreply\r\nincr n 1\r\nbogus\r\nset x 0 0 2\r\nxyz\r\ngat 5 k\r\n"
+    b"cas k 0 0 1 5\r\nz\r\nmn\r\nflush_all\r\nstats\r\nversion\r\nverbosity 1\r\n"
+)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(SESSION)), max_size=12))
+@settings(max_examples=300)
+def test_any_split_gives_the_same_requests(cuts: list[int]) -> None:
+    whole = summary(parse_all(SESSION))
+    p = RequestParser()
+    got: list[Request] = []
+    prev = 0
+    for c in sorted(cuts):
+        got += p.feed(SESSION[prev:c])
+        prev = c
+    got += p.feed(SESSION[prev:])
+    assert summary(got) == whole
+    assert len(whole) == 16
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6))
+@settings(max_examples=400)
+def test_garbage_never_raises_and_stays_bounded(data: bytes, cuts: list[int]) -> None:
+    p = RequestParser(max_item_size=2048, max_line_length=2048)
+    prev = 0
+    for c in [*sorted(cuts), len(data)]:
+        for r in p.feed(data[prev:c]):
+            assert isinstance(r, Request)
+        prev = max(prev, c)
+        assert p.buffered <= 2048 + 2048 + 4

@@ -1,0 +1,78 @@
+"""Backend reply framing, reply classes and multi-get merging."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memfleet.protocol.responses import (
+    FramingError,
+    ResponseFramer,
+    Result,
+    classify,
+    merge_get_replies,
+)
+
+STREAM = [
+    b"VALUE a 0 3\r\nabc\r\nVALUE b 5 1 99\r\nx\r\nEND\r\n",
+    b"END\r\n",
+    b"STORED\r\n",
+    b"VA 2 s2 Oabc\r\nhi\r\n",
+    b"EN\r\n",
+    b"HD O1\r\n",
+    b"SERVER_ERROR out of memory\r\n",
+    b"VALUE big 0 10\r\n\r\nEND\r\n\r\n\r\nEND\r\n",  # a value that looks like replies
+    b"42\r\n",
+]
+
+
+@given(st.lists(st.integers(0, len(b"".join(STREAM))), max_size=10))
+@settings(max_examples=300)
+def test_framing_is_independent_of_read_boundaries(cuts: list[int]) -> None:
+    data = b"".join(STREAM)
+    f = ResponseFramer()
+    got: list[bytes] = []
+    prev = 0
+    for c in [*sorted(cuts), len(data)]:
+        got += f.feed(data[prev:c])
+        prev = max(prev, c)
+    assert got == STREAM
+
+
+def test_garbage_length_is_a_framing_error() -> None:
+    with pytest.raises(FramingError):
+        ResponseFramer().feed(b"VALUE a 0 zz\r\n")
+
+
+@pytest.mark.parametrize(
+    ("reply", "result"),
+    [
+        (b"VALUE a 0 1\r\nx\r\nEND\r\n", Result.HIT),
+        (b"VA 1\r\nx\r\n", Result.HIT),
+        (b"END\r\n", Result.MISS),
+        (b"EN\r\n", Result.MISS),
+        (b"EN kabc\r\n", Result.MISS),
+        (b"NOT_FOUND\r\n", Result.OK),
+        (b"NOT_STORED\r\n", Result.OK),
+        (b"EXISTS\r\n", Result.OK),
+        (b"NF\r\n", Result.OK),
+        (b"SERVER_ERROR backend failure\r\n", Result.ERROR),
+        (b"CLIENT_ERROR bad data chunk\r\n", Result.ERROR),
+        (b"ERROR\r\n", Result.ERROR),
+    ],
+)
+def test_result_classes_follow_memcached_proxy(reply: bytes, result: Result) -> None:
+    assert classify(reply) is result
+
+
+def test_merge_keeps_key_order_and_treats_failed_keys_as_misses() -> None:
+    a = b"VALUE a 0 1\r\n1\r\nEND\r\n"
+    b = b"VALUE b 0 1\r\n2\r\nEND\r\n"
+    fail = b"SERVER_ERROR backend failure\r\n"
+    assert (
+        merge_get_replies([b, b"END\r\n", a]) == b"VALUE b 0 1\r\n2\r\nVALUE a 0 1\r\n1\r\nEND\r\n"
+    )
+    assert merge_get_replies([fail, a]) == b"VALUE a 0 1\r\n1\r\nEND\r\n"
+    assert merge_get_replies([fail, fail]) == fail
+    assert merge_get_replies([b"END\r\n", b"END\r\n"]) == b"END\r\n"

@@ -1,0 +1,71 @@
+"""Route logic over fake backends (no network): which backend gets which request."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from memfleet.backend import Backend, ReplyCallback
+from memfleet.config import BackendOptions, ProxyConfig
+from memfleet.hashing import Placement
+from memfleet.pool import Pool
+from memfleet.protocol.parse import RequestParser
+from memfleet.routes import CommandRoute, PoolRoute, build_routes
+from memfleet.routes.builder import build_pools
+
+
+class FakeBackend(Backend):
+    """Records what it is sent and answers with its own name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1, BackendOptions())
+        self.seen: list[bytes] = []
+
+    def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
+        self.seen.append(wire)
+        cb(token, self.host.encode())
+
+
+def req(data: bytes) -> Any:
+    [r] = RequestParser().feed(data)
+    return r
+
+
+def test_pool_route_follows_placement() -> None:
+    backends = [FakeBackend(f"b{i}") for i in range(5)]
+    route = PoolRoute(Pool("main", list(backends), "replica_0"))
+    placement = Placement(5, "replica_0")
+    for i in range(100):
+        key = f"key_{i}".encode()
+        reply = asyncio.run(route.route(req(b"get " + key + b"\r\n")))
+        assert reply == f"b{placement.index(key)}".encode()
+    assert sum(len(b.seen) for b in backends) == 100
+    assert all(b.seen for b in backends)
+
+
+def test_command_route_and_backends() -> None:
+    a, b = FakeBackend("a"), FakeBackend("b")
+    route = CommandRoute({b"get": PoolRoute(Pool("x", [a]))}, PoolRoute(Pool("y", [b])))
+    assert asyncio.run(route.route(req(b"get k\r\n"))) == b"a"
+    assert asyncio.run(route.route(req(b"set k 0 0 1\r\nv\r\n"))) == b"b"
+    assert [x.host for x in route.backends()] == ["b", "a"]
+
+
+def test_builder_shares_backends_and_reuses_them() -> None:
+    cfg = ProxyConfig.model_validate(
+        {
+            "pools": {
+                "p1": {"backends": ["127.0.0.1:1", "127.0.0.1:2"]},
+                "p2": {"backends": ["127.0.0.1:2"]},
+                "p3": {"backends": ["127.0.0.1:2"], "read_timeout": 5},
+            },
+            "routes": {"default": "p1", "get": "p2"},
+        }
+    )
+    pools = build_pools(cfg)
+    assert pools["p1"].backends[1] is pools["p2"].backends[0]
+    assert pools["p3"].backends[0] is not pools["p2"].backends[0]  # other options
+    again = build_pools(cfg, {b.key(): b for p in pools.values() for b in p.backends})
+    assert again["p1"].backends[0] is pools["p1"].backends[0]
+    root = build_routes(cfg, pools)
+    assert isinstance(root, CommandRoute)
