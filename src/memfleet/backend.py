@@ -221,6 +221,11 @@ class Backend:
         self._retry: asyncio.TimerHandle | None = None
         self._probing = False
         self._closed = False
+        # Keys whose writes this backend did not acknowledge (rejoin: invalidate).
+        self._journal: set[bytes] = set()
+        self._flush_on_rejoin = False
+        self.invalidated = 0
+        self.rejoin_flushes = 0
 
     def key(self) -> tuple[str, int, BackendOptions]:
         """What identifies a backend across reloads: same key, same connections kept."""
@@ -245,6 +250,62 @@ class Backend:
         else:
             self._rr = (self._rr + 1) % len(conns)
             conns[self._rr].send(wire, cb, token)
+
+    @property
+    def journals(self) -> bool:
+        """Whether failed writes must be remembered for this backend's rejoin."""
+        return self.options.rejoin != "none"
+
+    def missed_write(self, key: bytes) -> None:
+        """A write for ``key`` was not acknowledged: the backend may hold an old value.
+
+        It must not serve until the key is deleted on it, so it is taken out of service at
+        once (its requests fail fast, and replicated routes answer from the other replicas).
+        """
+        if self.options.rejoin == "none" or self._closed:
+            return
+        if self.options.rejoin == "flush" or self._flush_on_rejoin:
+            self._flush_on_rejoin = True
+        elif len(self._journal) >= self.options.journal_limit:
+            self._flush_on_rejoin = True
+            self._journal.clear()
+            log.warning(
+                "backend %s: rejoin journal over its limit of %d keys; it will be flushed "
+                "before it serves again", self.name, self.options.journal_limit,
+            )  # fmt: skip
+        else:
+            self._journal.add(key)
+        if not self.down:
+            self.down = True
+            self.marked_down += 1
+            log.error("backend %s missed writes; out of service until it rejoins", self.name)
+            self._schedule_retry()
+
+    def rejoin_requests(self) -> list[tuple[bytes, ReplyCallback, Any]]:
+        """What the backend must be sent before it serves again: deletes of the journaled
+        keys, or one flush_all. The journal is emptied; a failed request refills it."""
+        if self._flush_on_rejoin:
+            self._flush_on_rejoin = False
+            self._journal.clear()
+            return [(b"flush_all\r\n", self._rejoin_flushed, None)]
+        if not self._journal:
+            return []
+        keys = self._journal
+        self._journal = set()
+        return [(b"delete " + k + b"\r\n", self._rejoin_deleted, k) for k in keys]
+
+    def _rejoin_deleted(self, key: bytes, reply: bytes) -> None:
+        if reply is _FAILURE or reply.startswith(b"SERVER_ERROR"):
+            self.missed_write(key)
+        else:
+            self.invalidated += 1
+
+    def _rejoin_flushed(self, _token: Any, reply: bytes) -> None:
+        if reply == b"OK\r\n":
+            self.rejoin_flushes += 1
+            log.warning("backend %s flushed before rejoining (journal overflow)", self.name)
+        else:
+            self._flush_on_rejoin = True
 
     def record_failure(self, reason: str, failed_requests: int) -> None:
         """Count a connection failure; mark the backend down at the failure limit."""
@@ -277,16 +338,26 @@ class Backend:
         if self._closed:
             return
         # The probe goes through a connection's normal path: it reconnects (re-resolving the
-        # name) and its reply or failure comes back to _probe_done.
+        # name) and its reply or failure comes back to _probe_done. Invalidations of what the
+        # backend missed go first, so it serves nothing before they are done.
         self._probing = True
-        self._connections()[0].send(b"version\r\n", self._probe_done, None)
+        conn = self._connections()[0]
+        for wire, cb, token in self.rejoin_requests():
+            conn.send(wire, cb, token)
+        conn.send(b"version\r\n", self._probe_done, None)
 
     def _probe_done(self, _token: Any, reply: bytes) -> None:
         self._probing = False
-        if reply.startswith(b"VERSION"):
+        if reply.startswith(b"VERSION") and not self._journal and not self._flush_on_rejoin:
             self.down = False
             self.failures = 0
-            log.warning("backend %s is back up", self.name)
+            if self.journals:
+                log.warning(
+                    "backend %s is back up (rejoined: %d keys invalidated, %d flushes so far)",
+                    self.name, self.invalidated, self.rejoin_flushes,
+                )  # fmt: skip
+            else:
+                log.warning("backend %s is back up", self.name)
         else:
             self._schedule_retry()
 

@@ -12,6 +12,9 @@ import click
 
 from memfleet import __version__
 from memfleet.config import ConfigError, load_config, parse_hostport
+from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES, Topology, template_address
+
+DEFAULT_BACKEND_TEMPLATE = "{name}.{statefulset}-headless.default.svc.cluster.local:11211"
 
 log = logging.getLogger("memfleet")
 
@@ -46,36 +49,47 @@ def main() -> None:
     help="Proxy config file (YAML).",
 )  # fmt: skip
 @click.option("--listen", default=None, help="HOST:PORT to listen on (overrides the config).")
+@click.option(
+    "--zone", envvar="MEMFLEET_ZONE", default=None,
+    help="This proxy's zone for zfailover routes (overrides local_zone; env MEMFLEET_ZONE).",
+)  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--no-uvloop", is_flag=True, help="Use asyncio's own event loop.")
-def proxy(config_path: str, listen: str | None, log_level: str, no_uvloop: bool) -> None:
+def proxy(
+    config_path: str, listen: str | None, zone: str | None, log_level: str, no_uvloop: bool
+) -> None:
     """Run the memcached-protocol routing proxy."""
     _setup_logging(log_level)
     try:
         cfg = load_config(config_path)
         if listen is not None:
             parse_hostport(listen)
+        if zone is not None:
+            from memfleet.routes.spec import check_routes
+
+            check_routes(cfg.routes, cfg.named_routes, set(cfg.pools), zone)
     except ConfigError as exc:
         click.echo(f"memfleet: {exc}", err=True)
         sys.exit(2)
     except ValueError as exc:
-        click.echo(f"memfleet: --listen: {exc}", err=True)
+        flag = "--zone" if zone is not None and "zone" in str(exc) else "--listen"
+        click.echo(f"memfleet: {flag}: {exc}", err=True)
         sys.exit(2)
     if not no_uvloop:
         install_uvloop()
     try:
-        asyncio.run(_run_proxy(cfg, config_path, listen))
+        asyncio.run(_run_proxy(cfg, config_path, listen, zone))
     except OSError as exc:
         click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {exc.strerror}", err=True)
         sys.exit(1)
 
 
-async def _run_proxy(cfg: object, config_path: str, listen: str | None) -> None:
+async def _run_proxy(cfg: object, config_path: str, listen: str | None, zone: str | None) -> None:
     from memfleet.config import ProxyConfig
     from memfleet.server import Proxy
 
     assert isinstance(cfg, ProxyConfig)
-    proxy = Proxy(cfg, config_path)
+    proxy = Proxy(cfg, config_path, zone)
     await proxy.start(listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,6 +102,52 @@ async def _run_proxy(cfg: object, config_path: str, listen: str | None) -> None:
         log.info("shutting down")
         with contextlib.suppress(Exception):
             await proxy.close()
+
+
+@main.command("config")
+@click.option(
+    "--topology", type=click.Choice(TOPOLOGIES), default=DEFAULT_TOPOLOGY, show_default=True
+)
+@click.option("--shards", type=click.IntRange(1, 1024), default=3, show_default=True)
+@click.option("--replicas", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--placement", type=click.Choice(["aligned", "independent"]), default="aligned",
+    show_default=True, help="replicated-sharded: one seed for all replicas, or one each.",
+)  # fmt: skip
+@click.option(
+    "--backend-template", default=DEFAULT_BACKEND_TEMPLATE, show_default=True,
+    help="Backend address; fields {name} {statefulset} {pool} {role} {replica} {shard}.",
+)  # fmt: skip
+@click.option("--gutter-ttl", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--local-ttl-max", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--listen", default="0.0.0.0:11211", show_default=True)
+def config_cmd(
+    topology: str,
+    shards: int,
+    replicas: int,
+    placement: str,
+    backend_template: str,
+    gutter_ttl: int,
+    local_ttl_max: int,
+    listen: str,
+) -> None:
+    """Print the proxy config of a topology preset."""
+    import yaml
+
+    topo = Topology(
+        topology,
+        shards=shards,
+        replicas=replicas,
+        placement="aligned" if placement == "aligned" else "independent",
+        gutter_ttl=gutter_ttl,
+        local_ttl_max=local_ttl_max,
+    )
+    try:
+        cfg = topo.proxy_config(template_address(backend_template), listen=listen)
+    except (KeyError, IndexError, ValueError) as exc:
+        click.echo(f"memfleet: --backend-template: bad field {exc}", err=True)
+        sys.exit(2)
+    click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

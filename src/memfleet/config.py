@@ -7,7 +7,7 @@ A message names the file, the field and the reason, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -21,14 +21,6 @@ from pydantic import (
 )
 
 DEFAULT_PORT = 11211
-
-# Commands a route map may name besides ``default``.
-ROUTABLE_COMMANDS = frozenset(
-    {
-        "get", "gets", "gat", "gats", "set", "add", "replace", "append", "prepend", "cas",
-        "delete", "incr", "decr", "touch", "mg", "ms", "md", "ma", "me",
-    }
-)  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -70,6 +62,10 @@ class BackendOptions(BaseModel):
     read_timeout: float = Field(1.0, gt=0, le=60)
     failure_limit: int = Field(3, ge=1, le=1000)
     retry_timeout: float = Field(1.0, gt=0, le=600)
+    # What a backend that failed must do before it serves again: delete the keys whose
+    # writes it missed (journaled, bounded), flush everything, or nothing.
+    rejoin: Literal["none", "invalidate", "flush"] = "none"
+    journal_limit: int = Field(10_000, ge=1, le=10_000_000)
 
 
 class PoolConfig(BackendOptions):
@@ -95,20 +91,22 @@ class ProxyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listen: HostPort = f"127.0.0.1:{DEFAULT_PORT}"
+    local_zone: str | None = None
     pools: dict[str, PoolConfig] = Field(min_length=1)
-    routes: dict[str, str]
+    routes: dict[str, Any]
+    named_routes: dict[str, Any] = Field(default_factory=dict)
     max_item_size: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_line_length: int = Field(64 * 1024, ge=2048, le=64 * 1024 * 1024)
 
     @model_validator(mode="after")
-    def _routes_name_pools(self) -> ProxyConfig:
-        if "default" not in self.routes:
-            raise ValueError("routes: a 'default' route is required")
-        for cmd, target in self.routes.items():
-            if cmd != "default" and cmd not in ROUTABLE_COMMANDS:
-                raise ValueError(f"routes.{cmd}: {cmd!r} is not a routable command")
-            if target not in self.pools:
-                raise ValueError(f"routes.{cmd}: unknown pool {target!r}")
+    def _routes_are_sound(self) -> ProxyConfig:
+        # Imported here: the route package imports this module.
+        from memfleet.routes.spec import SpecError, check_routes
+
+        try:
+            check_routes(self.routes, self.named_routes, set(self.pools), self.local_zone)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

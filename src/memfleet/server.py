@@ -68,12 +68,15 @@ def _merge_flush(parts: list[bytes]) -> bytes:
 class Proxy:
     """The running proxy's state: config, pools, route tree, stats. Reload swaps them."""
 
-    def __init__(self, cfg: ProxyConfig, config_path: str | None = None) -> None:
+    def __init__(
+        self, cfg: ProxyConfig, config_path: str | None = None, zone: str | None = None
+    ) -> None:
         self.config_path = config_path
+        self.zone = zone
         self.stats = ProxyStats()
         self.cfg = cfg
         self.pools: dict[str, Pool] = build_pools(cfg)
-        self.root: Route = build_routes(cfg, self.pools)
+        self.root: Route = build_routes(cfg, self.pools, zone)
         self.clients: set[ClientConnection] = set()
         self._server: asyncio.AbstractServer | None = None
 
@@ -107,11 +110,11 @@ class Proxy:
             return False
         try:
             cfg = load_config(path)
-        except ConfigError as exc:
+            self.apply(cfg)
+        except (ConfigError, ValueError) as exc:
             self.stats.reloads_failed += 1
             log.error("reload refused, keeping the running config: %s", exc)
             return False
-        self.apply(cfg)
         self.stats.reloads += 1
         log.info("reloaded %s", Path(path).name)
         return True
@@ -122,7 +125,7 @@ class Proxy:
         old = {b.key(): b for b in self.all_backends()}
         reuse: dict[BackendKey, Backend] = dict(old)
         pools = build_pools(cfg, reuse)
-        root = build_routes(cfg, pools)
+        root = build_routes(cfg, pools, self.zone)
         self.cfg, self.pools, self.root = cfg, pools, root
         kept = {id(b) for b in self.all_backends()}
         for b in old.values():

@@ -1,8 +1,29 @@
 """Route handlers: small composable objects that decide where a request goes."""
 
 from memfleet.routes.base import ReplyCallback, Route
-from memfleet.routes.builder import build_routes
+from memfleet.routes.builder import build_pools, build_routes
 from memfleet.routes.command import CommandRoute
+from memfleet.routes.failover import Failover, ZFailover
+from memfleet.routes.fanout import AllAsync, AllFastest, AllSync, Split
+from memfleet.routes.misc import NullRoute, PrefixRoute, RandomRoute
+from memfleet.routes.modify import TTLRoute
 from memfleet.routes.pool import PoolRoute
 
-__all__ = ["CommandRoute", "PoolRoute", "ReplyCallback", "Route", "build_routes"]
+__all__ = [
+    "AllAsync",
+    "AllFastest",
+    "AllSync",
+    "CommandRoute",
+    "Failover",
+    "NullRoute",
+    "PoolRoute",
+    "PrefixRoute",
+    "RandomRoute",
+    "ReplyCallback",
+    "Route",
+    "Split",
+    "TTLRoute",
+    "ZFailover",
+    "build_pools",
+    "build_routes",
+]

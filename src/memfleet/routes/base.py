@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Request
 
-__all__ = ["ReplyCallback", "Route"]
+__all__ = ["ReplyCallback", "Route", "drop", "unique_backends"]
+
+
+def drop(_token: object, _reply: bytes) -> None:
+    """Reply callback for copies nobody waits for (noreply, split, allasync, fills)."""
 
 
 class Route(ABC):
@@ -41,3 +45,13 @@ class Route(ABC):
 
         self.send(req, done, None)
         return await fut
+
+
+def unique_backends(routes: Iterable[Route]) -> Iterator[Backend]:
+    """Every backend of ``routes``, each once, in order."""
+    seen: set[int] = set()
+    for r in routes:
+        for b in r.backends():
+            if id(b) not in seen:
+                seen.add(id(b))
+                yield b

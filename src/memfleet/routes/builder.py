@@ -11,7 +11,12 @@ from memfleet.config import BackendOptions, ProxyConfig, parse_hostport
 from memfleet.pool import Pool
 from memfleet.routes.base import Route
 from memfleet.routes.command import CommandRoute
+from memfleet.routes.failover import Failover, ZFailover
+from memfleet.routes.fanout import AllAsync, AllFastest, AllSync, Split
+from memfleet.routes.misc import NullRoute, PrefixRoute, RandomRoute
+from memfleet.routes.modify import TTLRoute
 from memfleet.routes.pool import PoolRoute
+from memfleet.routes.spec import Node, check_routes
 
 BackendKey = tuple[str, int, BackendOptions]
 
@@ -38,13 +43,67 @@ def build_pools(
     return pools
 
 
-def build_routes(cfg: ProxyConfig, pools: dict[str, Pool]) -> Route:
-    """The root route for the config's ``routes`` section."""
-    by_pool: dict[str, Route] = {name: PoolRoute(pool) for name, pool in pools.items()}
-    default = by_pool[cfg.routes["default"]]
-    by_command = {
-        cmd.encode(): by_pool[target] for cmd, target in cfg.routes.items() if cmd != "default"
-    }
-    if not by_command:
-        return default
-    return CommandRoute(by_command, default)
+def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | None = None) -> Route:
+    """The root route for the config's ``routes`` section.
+
+    ``local_zone`` (from ``--zone`` or the environment) overrides the config's ``local_zone``.
+    """
+    zone = local_zone if local_zone is not None else cfg.local_zone
+    tree = check_routes(cfg.routes, cfg.named_routes, set(pools), zone)
+    return _Builder(pools, zone).build(tree)
+
+
+class _Builder:
+    def __init__(self, pools: dict[str, Pool], zone: str | None) -> None:
+        self.pools = pools
+        self.zone = zone
+        self.direct: dict[str, Route] = {}
+        self.made: dict[int, Route] = {}  # a named route used twice is built once
+
+    def build(self, node: Node) -> Route:
+        if id(node) not in self.made:
+            self.made[id(node)] = self._make(node)
+        return self.made[id(node)]
+
+    def _make(self, node: Node) -> Route:
+        h = node.handler
+        opts = node.options
+        kids = [self.build(c) for c in node.children]
+        if h == "direct":
+            if node.pool not in self.direct:
+                self.direct[node.pool] = PoolRoute(self.pools[node.pool])
+            return self.direct[node.pool]
+        if h == "commands":
+            assert node.default is not None
+            default = self.build(node.default)
+            by_cmd = {c.encode(): self.build(n) for c, n in node.by_key.items()}
+            return CommandRoute(by_cmd, default) if by_cmd else default
+        if h == "prefix":
+            assert node.default is not None
+            by_prefix = {p.encode(): self.build(n) for p, n in node.by_key.items()}
+            return PrefixRoute(by_prefix, self.build(node.default))
+        if h == "allfastest":
+            return AllFastest(kids, bool(opts.get("miss", False)), opts.get("fill_ttl"))
+        if h == "allsync":
+            return AllSync(kids)
+        if h == "allasync":
+            return AllAsync(kids)
+        if h == "failover":
+            return Failover(
+                kids,
+                bool(opts.get("miss", False)),
+                opts.get("failover_count"),
+                bool(opts.get("shuffle", False)),
+            )
+        if h == "zfailover":
+            zones = {z: self.build(n) for z, n in node.zones.items()}
+            return ZFailover(zones, self.zone, bool(opts.get("miss", False)), opts.get("fill_ttl"))
+        if h == "ttl":
+            return TTLRoute(int(opts["ttl"]), kids[0])
+        if h == "split":
+            return Split(kids[0], kids[1])
+        if h == "random":
+            return RandomRoute(kids)
+        if h == "null":
+            return NullRoute()
+        raise AssertionError(f"unhandled route handler {h}")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Request
-from memfleet.routes.base import Route
+from memfleet.routes.base import Route, unique_backends
 
 
 class CommandRoute(Route):
@@ -24,9 +24,4 @@ class CommandRoute(Route):
 
     def backends(self) -> Iterator[Backend]:
         """Every backend of every child, each once."""
-        seen: set[int] = set()
-        for r in (self.default, *self.by_command.values()):
-            for b in r.backends():
-                if id(b) not in seen:
-                    seen.add(id(b))
-                    yield b
+        return unique_backends([self.default, *self.by_command.values()])

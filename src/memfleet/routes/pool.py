@@ -6,28 +6,49 @@ from collections.abc import Iterator
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.pool import Pool
+from memfleet.protocol.errors import BACKEND_FAILURE as FAILURE
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
 
+_WRITES = frozenset(
+    {
+        b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"delete", b"incr", b"decr",
+        b"touch", b"ms", b"md", b"ma",
+    }
+)  # fmt: skip
+
+
+def _after_write(token: tuple[Backend, bytes, ReplyCallback, object], reply: bytes) -> None:
+    backend, key, cb, inner = token
+    if reply is FAILURE:
+        backend.missed_write(key)
+    cb(inner, reply)
+
 
 class PoolRoute(Route):
-    """Sends a request to the backend its key hashes to."""
+    """Sends a request to the backend its key hashes to.
 
-    __slots__ = ("_index", "_one", "backend_list", "pool")
+    In a pool whose backends journal for rejoin, a write the backend did not acknowledge is
+    recorded on it (see ``Backend.missed_write``).
+    """
+
+    __slots__ = ("_index", "_journal", "_one", "backend_list", "pool")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.backend_list = pool.backends
         self._index = pool.placement.index
         self._one = pool.backends[0] if len(pool.backends) == 1 else None
+        self._journal = any(b.journals for b in pool.backends)
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Forward ``req`` as it is to its key's backend."""
         one = self._one
-        if one is not None:
-            one.send(req.wire, cb, token)
+        b = one if one is not None else self.backend_list[self._index(req.key)]
+        if self._journal and req.cmd in _WRITES:
+            b.send(req.wire, _after_write, (b, req.key, cb, token))
         else:
-            self.backend_list[self._index(req.key)].send(req.wire, cb, token)
+            b.send(req.wire, cb, token)
 
     def backends(self) -> Iterator[Backend]:
         """The pool's backends."""

@@ -1,0 +1,200 @@
+"""Routes that send one request to several children: ``allfastest``, ``allsync``,
+``allasync`` and ``split``. Result classes follow memcached's proxy: only END/EN is a miss."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from memfleet.backend import Backend, ReplyCallback
+from memfleet.protocol.requests import Kind, Reply, Request
+from memfleet.protocol.responses import Result, classify
+from memfleet.routes.base import Route, drop, unique_backends
+
+# What ``allasync`` answers at once, by command (the reply a successful write would give).
+_ASYNC_REPLY = {
+    b"set": b"STORED\r\n", b"add": b"STORED\r\n", b"replace": b"STORED\r\n",
+    b"append": b"STORED\r\n", b"prepend": b"STORED\r\n", b"cas": b"STORED\r\n",
+    b"delete": b"DELETED\r\n", b"touch": b"TOUCHED\r\n",
+    b"ms": b"HD\r\n", b"md": b"HD\r\n",
+}  # fmt: skip
+
+
+def fill_request(hit: bytes, ttl: int) -> Request | None:
+    """An ``add`` that copies a text get hit to a replica that missed it (warm-up)."""
+    if not hit.startswith(b"VALUE "):
+        return None
+    eol = hit.find(b"\r\n")
+    parts = hit[:eol].split(b" ")
+    key, flags, size = parts[1], parts[2], parts[3]
+    end = eol + 2 + int(size) + 2
+    wire = b"add %s %s %d %s\r\n" % (key, flags, ttl, size) + hit[eol + 2 : end]
+    return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
+
+
+class _Fastest:
+    __slots__ = (
+        "cb",
+        "done",
+        "error",
+        "hit",
+        "miss",
+        "missed",
+        "remaining",
+        "req",
+        "route",
+        "token",
+    )
+
+    def __init__(self, route: AllFastest, req: Request, cb: ReplyCallback, token: object) -> None:
+        self.route = route
+        self.req = req
+        self.cb = cb
+        self.token = token
+        self.remaining = len(route.children)
+        self.done = False
+        self.error = b""
+        self.miss = b""
+        self.hit = b""
+        self.missed: list[int] = []
+
+    def reply(self, index: int, reply: bytes) -> None:
+        self.remaining -= 1
+        result = classify(reply)
+        if self.done:
+            if result is Result.MISS and self.hit:
+                self._fill([index])
+            return
+        if result is Result.ERROR:
+            if not self.error:
+                self.error = reply
+        elif result is Result.MISS and self.route.miss:
+            self.miss = reply
+            self.missed.append(index)
+        else:
+            self.done = True
+            if result is Result.HIT:
+                self.hit = reply
+                if self.missed:
+                    self._fill(self.missed)
+            self.cb(self.token, reply)
+            return
+        if not self.remaining:
+            self.done = True
+            self.cb(self.token, self.miss or self.error)
+
+    def _fill(self, indexes: list[int]) -> None:
+        ttl = self.route.fill_ttl
+        if ttl is None or self.req.cmd not in (b"get", b"gets"):
+            return
+        for i in indexes:
+            req = fill_request(self.hit, ttl)
+            if req is not None:
+                self.route.children[i].send(req, drop, None)
+
+
+class AllFastest(Route):
+    """Send to every child; answer with the first non-error reply. With ``miss``, a miss
+    waits for a hit elsewhere (and ``fill_ttl`` copies that hit back to who missed it)."""
+
+    __slots__ = ("children", "fill_ttl", "miss")
+
+    def __init__(self, children: list[Route], miss: bool = False, fill_ttl: int | None = None):
+        self.children = children
+        self.miss = miss
+        self.fill_ttl = fill_ttl
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        """Fan out; the first useful reply answers the client."""
+        state = _Fastest(self, req, cb, token)
+        for i, child in enumerate(self.children):
+            child.send(req, state.reply, i)
+
+    def backends(self) -> Iterator[Backend]:
+        """All children's backends."""
+        return unique_backends(self.children)
+
+
+class _Sync:
+    __slots__ = ("cb", "remaining", "replies", "token")
+
+    def __init__(self, n: int, cb: ReplyCallback, token: object) -> None:
+        self.replies: list[bytes] = [b""] * n
+        self.remaining = n
+        self.cb = cb
+        self.token = token
+
+    def reply(self, index: int, reply: bytes) -> None:
+        self.replies[index] = reply
+        self.remaining -= 1
+        if self.remaining:
+            return
+        for r in self.replies:
+            if classify(r) is Result.ERROR:
+                self.cb(self.token, r)
+                return
+        self.cb(self.token, self.replies[-1])
+
+
+class AllSync(Route):
+    """Send to every child and wait for all: the first error in list order wins, otherwise
+    the last child's reply."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Route]) -> None:
+        self.children = children
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        """Fan out and gather every reply."""
+        state = _Sync(len(self.children), cb, token)
+        for i, child in enumerate(self.children):
+            child.send(req, state.reply, i)
+
+    def backends(self) -> Iterator[Backend]:
+        """All children's backends."""
+        return unique_backends(self.children)
+
+
+class AllAsync(Route):
+    """Send to every child without waiting; the client gets a success reply at once. Reads
+    (nothing to answer without waiting) go to the first child and wait for it."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Route]) -> None:
+        self.children = children
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        """Fire and forget for writes."""
+        reply = _ASYNC_REPLY.get(req.cmd)
+        if reply is None:
+            self.children[0].send(req, cb, token)
+            for child in self.children[1:]:
+                child.send(req, drop, None)
+            return
+        for child in self.children:
+            child.send(req, drop, None)
+        cb(token, reply)
+
+    def backends(self) -> Iterator[Backend]:
+        """All children's backends."""
+        return unique_backends(self.children)
+
+
+class Split(Route):
+    """Answer from ``a``; copy the request to ``b`` without waiting for it."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: Route, b: Route) -> None:
+        self.a = a
+        self.b = b
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        """``a`` answers, ``b`` gets a copy."""
+        self.a.send(req, cb, token)
+        self.b.send(req, drop, None)
+
+    def backends(self) -> Iterator[Backend]:
+        """Both sides' backends."""
+        return unique_backends([self.a, self.b])
