@@ -28,11 +28,11 @@ def memcached_factory() -> Iterator[Callable[..., Memcached]]:
 
 
 @pytest.fixture
-def proxy_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, object]], ProxyProcess]]:
+def proxy_factory(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
     started: list[ProxyProcess] = []
 
-    def make(config: dict[str, object]) -> ProxyProcess:
-        p = ProxyProcess(config, tmp_path)
+    def make(config: dict[str, object] | Path, extra_args: tuple[str, ...] = ()) -> ProxyProcess:
+        p = ProxyProcess(config, tmp_path, extra_args)
         started.append(p)
         return p
 

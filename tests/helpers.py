@@ -92,15 +92,25 @@ class Memcached:
 class ProxyProcess:
     """The memfleet proxy as users run it: ``python -m memfleet proxy --config FILE``."""
 
-    def __init__(self, config: dict[str, object], workdir: Path) -> None:
+    def __init__(
+        self,
+        config: dict[str, object] | Path,
+        workdir: Path,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
-        self.config_path = workdir / f"proxy-{self.port}.yaml"
         self.log_path = workdir / f"proxy-{self.port}.log"
-        self.write_config(config)
+        if isinstance(config, Path):
+            self.config_path = config  # a file the test laid out itself
+        else:
+            self.config_path = workdir / f"proxy-{self.port}.yaml"
+            self.write_config(config)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "memfleet", "proxy", "--config", str(self.config_path),
-             "--listen", f"127.0.0.1:{self.port}"],
+             "--listen", f"127.0.0.1:{self.port}",
+             # Tests reload with SIGHUP unless they ask for the file watcher.
+             *(extra_args or ("--watch-interval", "0"))],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

@@ -57,6 +57,7 @@ class BackendConnection:
 
     __slots__ = (
         "_connecting",
+        "_draining",
         "_fifo",
         "_flush_handle",
         "_framer",
@@ -79,6 +80,7 @@ class BackendConnection:
         self._timer: asyncio.TimerHandle | None = None
         self._framer = ResponseFramer()
         self._last_activity = 0.0
+        self._draining = False
 
     @property
     def in_flight(self) -> int:
@@ -147,6 +149,8 @@ class BackendConnection:
         for reply in replies:
             cb, token = fifo.popleft()
             cb(token, reply)
+        if self._draining and not fifo:
+            self.close()
 
     def _check_timeout(self) -> None:
         self._timer = None
@@ -182,8 +186,17 @@ class BackendConnection:
         for cb, token in pending:
             cb(token, _FAILURE)
 
+    def drain(self) -> None:
+        """Close once the requests in flight are answered (a backend a reload removed)."""
+        if not self._fifo:
+            self.close()
+            return
+        self._draining = True
+        # A backend that never answers must not keep its connection forever.
+        self._loop.call_later(self.backend.options.read_timeout * 2, self.close)
+
     def close(self) -> None:
-        """Close for good (shutdown or a backend removed by a reload)."""
+        """Close for good (shutdown); anything still in flight fails."""
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
@@ -361,9 +374,21 @@ class Backend:
         else:
             self._schedule_retry()
 
+    def retire(self) -> None:
+        """Taken out by a reload: no new requests come; the ones in flight finish."""
+        self._closed = True
+        self.down = True  # a late request from the old route tree fails fast
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for c in self._conns:
+            c.drain()
+        self._conns = []
+
     def close(self) -> None:
         """Stop probing and close every connection."""
         self._closed = True
+        self.down = True
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -53,10 +53,19 @@ def main() -> None:
     "--zone", envvar="MEMFLEET_ZONE", default=None,
     help="This proxy's zone for zfailover routes (overrides local_zone; env MEMFLEET_ZONE).",
 )  # fmt: skip
+@click.option(
+    "--watch-interval", type=click.FloatRange(0), default=1.0, show_default=True,
+    help="Seconds between checks of the config file for changes (0: only SIGHUP reloads).",
+)  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--no-uvloop", is_flag=True, help="Use asyncio's own event loop.")
 def proxy(
-    config_path: str, listen: str | None, zone: str | None, log_level: str, no_uvloop: bool
+    config_path: str,
+    listen: str | None,
+    zone: str | None,
+    watch_interval: float,
+    log_level: str,
+    no_uvloop: bool,
 ) -> None:
     """Run the memcached-protocol routing proxy."""
     _setup_logging(log_level)
@@ -78,13 +87,15 @@ def proxy(
     if not no_uvloop:
         install_uvloop()
     try:
-        asyncio.run(_run_proxy(cfg, config_path, listen, zone))
+        asyncio.run(_run_proxy(cfg, config_path, listen, zone, watch_interval))
     except OSError as exc:
         click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {exc.strerror}", err=True)
         sys.exit(1)
 
 
-async def _run_proxy(cfg: object, config_path: str, listen: str | None, zone: str | None) -> None:
+async def _run_proxy(
+    cfg: object, config_path: str, listen: str | None, zone: str | None, watch_interval: float
+) -> None:
     from memfleet.config import ProxyConfig
     from memfleet.server import Proxy
 
@@ -96,9 +107,12 @@ async def _run_proxy(cfg: object, config_path: str, listen: str | None, zone: st
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, proxy.reload)
+    watcher = loop.create_task(proxy.watch_config(watch_interval)) if watch_interval else None
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         log.info("shutting down")
         with contextlib.suppress(Exception):
             await proxy.close()
@@ -148,6 +162,9 @@ def config_cmd(
         click.echo(f"memfleet: --backend-template: bad field {exc}", err=True)
         sys.exit(2)
     click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
+
+
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -119,6 +120,27 @@ class Proxy:
         log.info("reloaded %s", Path(path).name)
         return True
 
+    def _config_fingerprint(self) -> tuple[str, int, int, int] | None:
+        if self.config_path is None:
+            return None
+        try:
+            real = os.path.realpath(self.config_path)
+            st = os.stat(real)
+        except OSError:
+            return None
+        return (real, st.st_mtime_ns, st.st_size, st.st_ino)
+
+    async def watch_config(self, interval: float = 1.0) -> None:
+        """Reload when the config changes. A Kubernetes ConfigMap update swaps a symlink in
+        the file's directory, so the file's resolved path is compared, not just its mtime."""
+        last = self._config_fingerprint()
+        while True:
+            await asyncio.sleep(interval)
+            now = self._config_fingerprint()
+            if now is not None and now != last:
+                last = now
+                self.reload()
+
     def apply(self, cfg: ProxyConfig) -> None:
         """Swap in a new config. Unchanged backends keep their connections; requests in
         flight finish on the backends they were sent to."""
@@ -130,7 +152,7 @@ class Proxy:
         kept = {id(b) for b in self.all_backends()}
         for b in old.values():
             if id(b) not in kept:
-                b.close()
+                b.retire()
 
     async def close(self) -> None:
         """Stop listening, close clients and backends."""

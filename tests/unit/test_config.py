@@ -38,7 +38,10 @@ def test_good_config(tmp_path: Path) -> None:
             GOOD.replace('"127.0.0.1:21212"', '"127.0.0.1:21212", "host:abc"'),
             "pools.main.backends[2]: 'host:abc' is not HOST:PORT",
         ),
-        (GOOD.replace("default: main", "default: nope"), "routes.default: unknown pool or route 'nope'"),
+        (
+            GOOD.replace("default: main", "default: nope"),
+            "routes.default: unknown pool or route 'nope'",
+        ),
         (GOOD.replace("default: main", "get: main"), "a 'default' route is required"),
         (GOOD.replace("seed: replica_0", "timeout: 3"), "pools.main.timeout: unknown field"),
         (

@@ -13,7 +13,7 @@ from memfleet.routes.fanout import fill_request
 
 
 class _Try:
-    __slots__ = ("best", "cb", "left", "order", "req", "route", "token")
+    __slots__ = ("best", "cb", "i", "left", "order", "req", "route", "token")
 
     def __init__(
         self, route: Failover, req: Request, cb: ReplyCallback, token: object, order: list[Route]
@@ -24,10 +24,12 @@ class _Try:
         self.token = token
         self.order = order
         self.left = min(route.failover_count, len(order))
+        self.i = 0
         self.best = b""
 
     def next(self) -> None:
-        child = self.order[len(self.order) - self.left]
+        child = self.order[self.i]
+        self.i += 1
         self.left -= 1
         child.send(self.req, self.reply, None)
 

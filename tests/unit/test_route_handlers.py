@@ -1,0 +1,207 @@
+"""Route handler semantics over scripted children (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from memfleet.backend import Backend, ReplyCallback
+from memfleet.config import ConfigError, parse_config
+from memfleet.protocol.parse import RequestParser
+from memfleet.protocol.requests import Request
+from memfleet.routes import (
+    AllAsync,
+    AllFastest,
+    AllSync,
+    Failover,
+    NullRoute,
+    PrefixRoute,
+    Route,
+    Split,
+    TTLRoute,
+    ZFailover,
+)
+from memfleet.routes.modify import capped
+
+HIT = b"VALUE k 7 1\r\nv\r\nEND\r\n"
+MISS = b"END\r\n"
+FAIL = b"SERVER_ERROR backend failure\r\n"
+
+
+class Scripted(Route):
+    """Answers with a fixed reply, at once or when ``release()`` is called."""
+
+    def __init__(self, reply: bytes, deferred: bool = False) -> None:
+        self.reply = reply
+        self.deferred = deferred
+        self.seen: list[bytes] = []
+        self.waiting: list[tuple[ReplyCallback, object]] = []
+
+    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
+        self.seen.append(req.wire)
+        if self.deferred:
+            self.waiting.append((cb, token))
+        else:
+            cb(token, self.reply)
+
+    def release(self) -> None:
+        for cb, token in self.waiting:
+            cb(token, self.reply)
+        self.waiting = []
+
+    def backends(self) -> Iterator[Backend]:
+        return iter(())
+
+
+def req(data: bytes) -> Request:
+    [r] = RequestParser().feed(data)
+    return r
+
+
+def answer(route: Route, data: bytes) -> list[bytes]:
+    got: list[bytes] = []
+    route.send(req(data), lambda _t, r: got.append(r), None)
+    return got
+
+
+def test_allfastest_first_non_error_wins() -> None:
+    slow, fail, fast = Scripted(HIT, deferred=True), Scripted(FAIL), Scripted(MISS)
+    assert answer(AllFastest([slow, fail, fast]), b"get k\r\n") == [MISS]
+    assert answer(AllFastest([fail, fail]), b"get k\r\n") == [FAIL]
+
+
+def test_allfastest_miss_waits_for_a_hit_and_fills_the_replica_that_missed() -> None:
+    miss, slow_hit = Scripted(MISS), Scripted(HIT, deferred=True)
+    route = AllFastest([miss, slow_hit], miss=True, fill_ttl=60)
+    got = answer(route, b"get k\r\n")
+    assert got == []  # the miss alone does not answer
+    slow_hit.release()
+    assert got == [HIT]
+    assert miss.seen[-1] == b"add k 7 60 1\r\nv\r\n"  # copied back with the fill TTL
+    both_miss = AllFastest([Scripted(MISS), Scripted(FAIL)], miss=True)
+    assert answer(both_miss, b"get k\r\n") == [MISS]  # a miss is an answer; errors are not
+
+
+def test_allsync_waits_for_all_first_error_in_list_order_wins() -> None:
+    a, b = Scripted(b"STORED\r\n", deferred=True), Scripted(b"NOT_STORED\r\n")
+    got = answer(AllSync([a, b]), b"set k 0 0 1\r\nv\r\n")
+    assert got == []
+    a.release()
+    assert got == [b"NOT_STORED\r\n"]  # NOT_STORED is an answer, the last child's
+    err1, err2 = Scripted(b"SERVER_ERROR one\r\n"), Scripted(b"SERVER_ERROR two\r\n")
+    assert answer(AllSync([Scripted(b"STORED\r\n"), err2, err1]), b"delete k\r\n") == [
+        b"SERVER_ERROR two\r\n"
+    ]
+
+
+def test_allasync_answers_at_once_and_still_writes_everywhere() -> None:
+    a, b = Scripted(b"X", deferred=True), Scripted(b"Y", deferred=True)
+    assert answer(AllAsync([a, b]), b"set k 0 0 1\r\nv\r\n") == [b"STORED\r\n"]
+    assert answer(AllAsync([a, b]), b"ms k 1\r\nv\r\n") == [b"HD\r\n"]
+    assert len(a.seen) == len(b.seen) == 2
+
+
+def test_failover_on_error_and_on_miss_when_asked() -> None:
+    assert answer(Failover([Scripted(FAIL), Scripted(HIT)]), b"get k\r\n") == [HIT]
+    assert answer(Failover([Scripted(MISS), Scripted(HIT)]), b"get k\r\n") == [MISS]
+    assert answer(Failover([Scripted(MISS), Scripted(HIT)], miss=True), b"get k\r\n") == [HIT]
+    third = Scripted(HIT)
+    assert answer(
+        Failover([Scripted(FAIL), Scripted(FAIL), third], failover_count=2), b"get k\r\n"
+    ) == [FAIL]
+    assert third.seen == []
+    assert answer(Failover([Scripted(MISS), Scripted(FAIL)], miss=True), b"get k\r\n") == [MISS]
+
+
+def test_zfailover_local_first_then_other_zones() -> None:
+    local, remote = Scripted(HIT), Scripted(HIT)
+    route = ZFailover({"a": local, "b": remote}, "a", miss=True)
+    assert answer(route, b"get k\r\n") == [HIT]
+    assert remote.seen == []  # a local hit never leaves the zone
+    local.reply = MISS
+    assert answer(route, b"get k\r\n") == [HIT]
+    assert len(remote.seen) == 1
+    filled = ZFailover({"a": local, "b": remote}, "a", miss=True, fill_ttl=5)
+    answer(filled, b"get k\r\n")
+    assert local.seen[-1] == b"add k 7 5 1\r\nv\r\n"
+    no_miss = ZFailover({"a": Scripted(MISS), "b": Scripted(HIT)}, "a", miss=False)
+    assert answer(no_miss, b"get k\r\n") == [MISS]
+    everyone_fails = ZFailover({"a": Scripted(FAIL), "b": Scripted(MISS)}, "a", miss=True)
+    assert answer(everyone_fails, b"get k\r\n") == [MISS]
+
+
+@pytest.mark.parametrize(
+    ("given", "cap", "stored"),
+    [(0, 10, 10), (5, 10, 5), (50, 10, 10), (-1, 10, -1), (2_000_000_000, 10, 10)],
+)
+def test_ttl_cap(given: int, cap: int, stored: int) -> None:
+    assert capped(given, cap) == stored
+
+
+def test_ttl_route_rewrites_text_and_meta_storage_only() -> None:
+    child = Scripted(b"STORED\r\n")
+    route = TTLRoute(10, child)
+    answer(route, b"set k 3 0 2\r\nhi\r\n")
+    answer(route, b"cas k 3 100 2 55 noreply\r\nhi\r\n")
+    answer(route, b"ms k 2 T500 F3\r\nhi\r\n")
+    answer(route, b"ms k 2\r\nhi\r\n")
+    answer(route, b"get k\r\n")
+    assert child.seen == [
+        b"set k 3 10 2\r\nhi\r\n",
+        b"cas k 3 10 2 55\r\nhi\r\n",
+        b"ms k 2 T10 F3\r\nhi\r\n",
+        b"ms k 2 T10\r\nhi\r\n",
+        b"get k\r\n",
+    ]
+
+
+def test_split_null_prefix() -> None:
+    a, b = Scripted(b"A"), Scripted(b"B", deferred=True)
+    assert answer(Split(a, b), b"get k\r\n") == [b"A"]
+    assert b.seen == [b"get k\r\n"]
+    assert answer(NullRoute(), b"get k\r\n") == [b"END\r\n"]
+    assert answer(NullRoute(), b"set k 0 0 1\r\nv\r\n") == [b"NOT_STORED\r\n"]
+    sess, sess_long, other = Scripted(b"S"), Scripted(b"L"), Scripted(b"O")
+    route = PrefixRoute({b"sess/": sess, b"sess/admin/": sess_long}, other)
+    assert answer(route, b"get sess/1\r\n") == [b"S"]
+    assert answer(route, b"get sess/admin/1\r\n") == [b"L"]
+    assert answer(route, b"get user/1\r\n") == [b"O"]
+
+
+def test_awaitable_route() -> None:
+    assert asyncio.run(Scripted(HIT).route(req(b"get k\r\n"))) == HIT
+
+
+POOLS = {"a": {"backends": ["127.0.0.1:1"]}, "b": {"backends": ["127.0.0.1:2"]}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"routes": {"default": {"allsync": {"children": ["a", "zz"]}}}},
+         "routes.default.allsync.children[1]: unknown pool or route 'zz'"),
+        ({"routes": {"default": {"frobnicate": {}}}}, "unknown route handler 'frobnicate'"),
+        ({"routes": {"get": "a"}}, "routes: a 'default' route is required"),
+        ({"routes": {"default": "x"},
+          "named_routes": {"x": "y", "y": {"failover": {"children": ["x"]}}}},
+         "route cycle"),
+        ({"local_zone": "c",
+          "routes": {"default": {"zfailover": {"children": {"a": "a", "b": "b"}}}}},
+         "local_zone: 'c' is not a zone"),
+        ({"routes": {"default": {"ttl": {"ttl": 0, "child": "a"}}}}, "ttl.ttl: must be a positive"),
+        ({"routes": {"default": {"allfastest": {"children": ["a"], "mis": True}}}},
+         "allfastest.mis: unknown option"),
+        ({"routes": {"default": {"failover": {"children": "a"}}}},
+         "failover.children: must be a list"),
+        ({"routes": {"default": {"allsync": {"children": []}}}}, "needs at least one child"),
+        ({"routes": {"default": {"ttl": {"child": "a"}}}}, "ttl.ttl: is required"),
+    ],
+)  # fmt: skip
+def test_route_config_mistakes_are_one_line(extra: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"pools": POOLS, **extra}, "proxy.yaml")
+    assert message in str(exc.value)
+    assert str(exc.value).startswith("proxy.yaml: ")
+    assert "\n" not in str(exc.value)
