@@ -164,8 +164,5 @@ def config_cmd(
     click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
 
 
-
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
