@@ -164,5 +164,10 @@ def config_cmd(
     click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
 
 
+from memfleet.kube.cli import render  # noqa: E402  (a package of its own; kept apart)
+
+main.add_command(render)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,58 @@
+"""The proxy config as a ConfigMap: backends are the cache pods' stable DNS names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from memfleet.kube.common import CONFIGMAP_NAME, Obj, labels, metadata
+from memfleet.kube.options import LOCAL_PORT, PORT, RenderOptions
+from memfleet.topology import NodeSpec, template_address
+
+
+def statefulset_of(node: NodeSpec) -> str:
+    """The StatefulSet a cache node's pod belongs to (its name without the ordinal)."""
+    return node.name.rsplit("-", 1)[0] if node.name[-1].isdigit() else node.name
+
+
+def node_address(namespace: str) -> Callable[[NodeSpec], str]:
+    """Address of a node: the pod's DNS name under its StatefulSet's headless Service; the
+    local tier of ``local-failover`` is a sidecar on the proxy's own loopback."""
+    cluster = template_address(
+        "{name}.{statefulset}-headless." + namespace + f".svc.cluster.local:{PORT}"
+    )
+
+    def address(node: NodeSpec) -> str:
+        if node.role == "local":
+            return f"127.0.0.1:{LOCAL_PORT}"
+        return cluster(node)
+
+    return address
+
+
+def proxy_listen(opts: RenderOptions) -> str:
+    """A DaemonSet proxy serves the cluster; a sidecar serves only its own pod."""
+    return f"0.0.0.0:{PORT}" if opts.proxy_mode == "daemonset" else f"127.0.0.1:{PORT}"
+
+
+def proxy_config(opts: RenderOptions) -> dict[str, Any]:
+    """The proxy config data (what ``memfleet proxy`` loads)."""
+    return opts.topology.proxy_config(node_address(opts.namespace), listen=proxy_listen(opts))
+
+
+def proxy_config_yaml(opts: RenderOptions) -> str:
+    """The proxy config as the YAML text stored in the ConfigMap."""
+    return yaml.safe_dump(proxy_config(opts), sort_keys=False)
+
+
+def configmap(opts: RenderOptions) -> Obj:
+    """The ConfigMap. Mounted as a directory (never subPath, which would freeze the file), so
+    an update swaps the directory's symlink and the proxy reloads it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(CONFIGMAP_NAME, opts.namespace, labels(CONFIGMAP_NAME, "proxy")),
+        "data": {"proxy.yaml": proxy_config_yaml(opts)},
+    }
