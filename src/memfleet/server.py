@@ -80,6 +80,9 @@ class Proxy:
         self.root: Route = build_routes(cfg, self.pools, zone)
         self.clients: set[ClientConnection] = set()
         self._server: asyncio.AbstractServer | None = None
+        # Takes over a connection whose first byte is the binary protocol's magic; without
+        # one, such a connection is refused with a binary "unknown command" reply.
+        self.binary_handler: Callable[[ClientConnection, bytes], None] | None = None
 
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
@@ -253,6 +256,14 @@ class ClientConnection(asyncio.Protocol):
                 self._local(errors.OK)
         elif kind is Kind.STATS:
             self._local(self._stats(req.args))
+        elif kind is Kind.BINARY:
+            handler = self.proxy.binary_handler
+            if handler is not None:
+                handler(self, req.wire)
+                return
+            data = req.wire
+            refusal = errors.binary_refusal(data[1] if len(data) > 1 else 0, data[12:16])
+            self.dispatch(Request(Kind.CLOSE, b"", refusal))
         else:  # QUIT, CLOSE
             if kind is Kind.CLOSE:
                 stats.protocol_errors += 1

@@ -140,9 +140,10 @@ class RequestParser:
         if self._fresh:
             self._fresh = False
             if data[0] == 0x80:
+                # Not ours to parse: the server hands the connection to the binary codec
+                # (or refuses it) with the bytes read so far.
                 self._closed = True
-                opcode = data[1] if len(data) > 1 else 0
-                return [Request(Kind.CLOSE, b"", errors.binary_refusal(opcode, data[12:16]))]
+                return [Request(Kind.BINARY, b"", data)]
         if self._need:
             self._chunks.append(data)
             self._have += len(data)

@@ -23,6 +23,7 @@ class Kind(IntEnum):
     STATS = 7
     QUIT = 8
     CLOSE = 9  # protocol violation: write ``wire`` (may be empty), then close the connection
+    BINARY = 10  # the connection speaks the binary protocol; ``wire`` holds its first bytes
 
 
 class Reply(IntEnum):

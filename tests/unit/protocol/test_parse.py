@@ -79,10 +79,11 @@ def test_too_large_value_is_swallowed_across_reads_and_old_value_deleted() -> No
     assert p.buffered < 64
 
 
-def test_binary_magic_is_refused_and_closes() -> None:
+def test_binary_magic_hands_the_connection_over() -> None:
     p = RequestParser()
-    [r] = p.feed(b"\x80\x00\x00\x01" + bytes(20))
-    assert r.kind is Kind.CLOSE and r.wire[0] == 0x81
+    first = b"\x80\x00\x00\x01" + bytes(20)
+    [r] = p.feed(first)
+    assert r.kind is Kind.BINARY and r.wire == first
     assert p.feed(b"get k\r\n") == []
 
 
