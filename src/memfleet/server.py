@@ -215,6 +215,21 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        # Fast path: a read holding exactly one ``get <key>\r\n`` (the most common request
+        # there is) goes to its route as the client's own bytes, with no parsed request.
+        if (
+            data[:4] == b"get "
+            and data[-2:] == b"\r\n"
+            and 6 < len(data) <= 256
+            and data.find(b" ", 4) < 0
+            and data.find(b"\n") == len(data) - 1
+            and self.parser.can_bypass()
+        ):
+            self.stats.cmd_get += 1
+            seq = self._next
+            self._next = seq + 1
+            self.proxy.root.send_get(data[4:-2], data, self._deliver_get, seq)
+            return
         for req in self.parser.feed(data):
             self.dispatch(req)
 
@@ -341,6 +356,12 @@ class ClientConnection(asyncio.Protocol):
             self.stats.get_hits += 1
         else:
             self.stats.get_misses += 1
+        if seq == self._head and seq + 1 == self._next and not self._out and self._close_at < 0:
+            # The only request in flight: its reply goes out now (nothing to order it with).
+            self._head = seq + 1
+            if self.transport is not None:
+                self.transport.write(reply)
+            return
         self.deliver(seq, reply)
 
     def _deliver_quiet(self, token: tuple[int, bytes], reply: bytes) -> None:

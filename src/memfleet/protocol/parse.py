@@ -122,6 +122,15 @@ class RequestParser:
         h[b"stats"] = self._stats
         h[b"quit"] = self._quit
 
+    def can_bypass(self) -> bool:
+        """True when nothing is buffered, so a read holding one complete request may be
+        handled without the parser (the server's fast path); the connection then counts as
+        having spoken text."""
+        if self._buf or self._need or self._swallow or self._closed:
+            return False
+        self._fresh = False
+        return True
+
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete request (what this connection costs in memory)."""

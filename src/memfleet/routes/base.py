@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
 from memfleet.backend import Backend, ReplyCallback
-from memfleet.protocol.requests import Request
+from memfleet.protocol.requests import Kind, Request
 
 __all__ = ["ReplyCallback", "Route", "drop", "unique_backends"]
 
@@ -30,6 +30,17 @@ class Route(ABC):
     @abstractmethod
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Route ``req``; call ``cb(token, reply)`` exactly once with the client's reply."""
+
+    def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
+        """Route a plain single-key ``get`` (``wire`` is the client's own line).
+
+        The server's fast path calls this without building a parsed request; routes that only
+        need the key and the bytes (a pool) override it to skip that work.
+        """
+        req = Request(Kind.GET, b"get", wire, key)
+        req.keys = [key]
+        req.prefix = b"get"
+        self.send(req, cb, token)
 
     @abstractmethod
     def backends(self) -> Iterator[Backend]:

@@ -22,6 +22,10 @@ class CommandRoute(Route):
         """Route by command, falling back to ``default``."""
         self.by_command.get(req.cmd, self.default).send(req, cb, token)
 
+    def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
+        """A plain get goes where ``get`` is routed."""
+        self.by_command.get(b"get", self.default).send_get(key, wire, cb, token)
+
     def backends(self) -> Iterator[Backend]:
         """Every backend of every child, each once."""
         return unique_backends([self.default, *self.by_command.values()])

@@ -50,6 +50,11 @@ class PoolRoute(Route):
         else:
             b.send(req.wire, cb, token)
 
+    def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
+        """A plain get: straight to the key's backend."""
+        one = self._one
+        (one if one is not None else self.backend_list[self._index(key)]).send(wire, cb, token)
+
     def backends(self) -> Iterator[Backend]:
         """The pool's backends."""
         return iter(self.backend_list)
