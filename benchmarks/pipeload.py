@@ -191,7 +191,7 @@ def run_worker(
     perf = time.perf_counter
     t0 = perf()
     deadline = t0 + duration
-    inflight = 0
+    inflight = sent = 0
     next_timeout_check = t0 + TIMEOUT_CHECK_INTERVAL
 
     def kill(c: Conn, why: str) -> None:
@@ -211,7 +211,10 @@ def run_worker(
         c.sock.close()
 
     def send_next(c: Conn) -> None:
-        nonlocal inflight
+        nonlocal inflight, sent
+        if sent >= max_batches:
+            return
+        sent += 1
         batch = batches[c.idx % n_templates]
         c.idx += 1
         c.batch = batch
@@ -239,7 +242,7 @@ def run_worker(
         done += 1
         inflight -= 1
         c.batch = None
-        if now < deadline and done < max_batches:
+        if now < deadline:
             send_next(c)
 
     for c in conns:
@@ -470,8 +473,8 @@ def run_load(args: argparse.Namespace) -> dict[str, object]:
         "ops": ok,
         "seconds": seconds,
         "ops_per_sec": ok / seconds if seconds > 0 else 0.0,
-        "p50_us": percentile(lat_sorted, 50) * 1e6,
-        "p99_us": percentile(lat_sorted, 99) * 1e6,
+        "p50_us": percentile(lat_sorted, 50) * 1e6 if lat_sorted else None,
+        "p99_us": percentile(lat_sorted, 99) * 1e6 if lat_sorted else None,
         "errors": sum(r.errors for r in results),
         "gets": sum(r.gets for r in results),
         "sets": sum(r.sets for r in results),

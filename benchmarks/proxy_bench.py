@@ -90,10 +90,11 @@ class Managed:
     def log_tail(self, lines: int = 15) -> str:
         """Last lines of the child's combined stdout/stderr."""
         try:
-            text = self.log.read_text(errors="replace")
+            text = self.log.read_text(errors="replace").strip()
         except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+            text = ""
+        tail = "\n".join(text.splitlines()[-lines:]) if text else "(empty log)"
+        return f"\n--- last lines of {self.name}'s output ---\n{tail}"
 
 
 class Fleet:
@@ -160,7 +161,7 @@ def wait_ready(proc: Managed, port: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
             raise TargetUnavailable(
-                f"{proc.name} exited with code {proc.popen.returncode}; log:\n{proc.log_tail()}"
+                f"{proc.name} exited with code {proc.popen.returncode}{proc.log_tail()}"
             )
         try:
             reply = ask(port, b"version\r\n", b"\r\n", timeout=min(1.0, timeout))
@@ -172,7 +173,7 @@ def wait_ready(proc: Managed, port: int, timeout: float) -> None:
         time.sleep(0.05)
     raise TargetUnavailable(
         f"{proc.name} did not answer 'version' on 127.0.0.1:{port} within {timeout:.0f}s "
-        f"({last}); log:\n{proc.log_tail()}"
+        f"({last}){proc.log_tail()}"
     )
 
 
@@ -302,7 +303,7 @@ def hist_percentile(dist: dict[int, int], q: float, lo: float, hi: float) -> flo
 
     memcaslap puts a latency v (µs) in bucket i when 2**(i-1) < v <= 2**i. The result is
     interpolated geometrically inside the bucket and clamped to the reported min/max, so it
-    is an estimate, good to maybe ±20 %, not an exact percentile.
+    is only an estimate: all that is certain is the power-of-two bucket it lies in.
     """
     total = sum(dist.values())
     if total == 0:
@@ -430,6 +431,9 @@ def run_load(fleet: Fleet, port: int, mode: str, wl: Workload) -> dict[str, Any]
     text = run_child(fleet, "pipeload", argv, wl.client_cpu, timeout)
     res = json.loads(text.strip().splitlines()[-1])
     assert isinstance(res, dict)
+    for k in ("p50_us", "p99_us"):
+        if res[k] is None:  # no batch completed at all
+            res[k] = math.nan
     res["latency_exact"] = True
     res["generator"] = "pipeload"
     return res
@@ -464,19 +468,28 @@ class Started:
 
 def start_backends(fleet: Fleet, s: Settings) -> list[tuple[Managed, int]]:
     """Start ``s.backends`` memcached processes on free ports and wait until they answer."""
-    out: list[tuple[Managed, int]] = []
-    for i in range(s.backends):
+
+    def spawn(i: int) -> tuple[Managed, int]:
         port = free_port()
         argv = [s.memcached, "-U", "0", "-t", "1", "-m", str(s.memcached_mem)]
         argv += ["-l", LOOPBACK, "-p", str(port)]
         if os.geteuid() == 0:
             argv += ["-u", "root"]  # memcached refuses to run as root without it
-        out.append((fleet.spawn(f"memcached{i}", argv, s.server_cpu), port))
-    for proc, port in out:
-        try:
-            wait_ready(proc, port, s.ready_timeout)
-        except TargetUnavailable as exc:
-            raise RuntimeError(f"backend failed to start: {exc}") from exc
+        return fleet.spawn(f"memcached{i}", argv, s.server_cpu), port
+
+    out = [spawn(i) for i in range(s.backends)]
+    for i in range(s.backends):
+        for attempt in range(3):
+            proc, port = out[i]
+            try:
+                wait_ready(proc, port, s.ready_timeout)
+                break
+            except TargetUnavailable as exc:
+                # Most likely another program bound the port between our probe and memcached.
+                fleet.stop(proc)
+                if attempt == 2:
+                    raise RuntimeError(f"memcached backend failed to start: {exc}") from exc
+                out[i] = spawn(i)
     return out
 
 
@@ -529,9 +542,11 @@ def start_target(fleet: Fleet, target: str, s: Settings) -> Started:
             raise TargetUnavailable(f"{s.nutcracker} not found (apt-get install nutcracker)")
         conf = fleet.workdir / "nutcracker.yml"
         conf.write_text(twemproxy_config(listen, ports))
-        argv = [s.nutcracker, "-c", str(conf), "-o", str(fleet.workdir / "nutcracker.out")]
+        nc_log = fleet.workdir / "nutcracker.out"
+        argv = [s.nutcracker, "-c", str(conf), "-o", str(nc_log)]
         argv += ["-s", str(free_port()), "-a", LOOPBACK, "-p", str(fleet.workdir / "nc.pid")]
         proc = fleet.spawn("nutcracker", argv, s.server_cpu)
+        proc.log = nc_log  # nutcracker reports its errors there, not on stderr
     elif target == "memfleet":
         conf = fleet.workdir / "memfleet.yml"
         conf.write_text(memfleet_config(listen, ports, s.memfleet_config))
@@ -592,9 +607,7 @@ def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) ->
         gen_cpu_s = children_cpu_s() - gen_before
         ops_after = backend_ops(started, target)
         if started.target_root.popen.poll() is not None:
-            raise TargetUnavailable(
-                f"{target} died during the run; log:\n{started.target_root.log_tail()}"
-            )
+            raise TargetUnavailable(f"{target} died during the run{started.target_root.log_tail()}")
     finally:
         fleet.stop_all()
     ops = int(res["ops"])
@@ -638,6 +651,17 @@ METRICS = (
     "server_cpu_total_us_per_req",
     "get_fraction",
 )
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -832,7 +856,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--settle",
         type=float,
-        default=10.0,
+        default=5.0,
         help="max seconds to wait before each run for other programs to stop using CPU",
     )
     p.add_argument("--keep-tmp", action="store_true", help="keep configs and logs for debugging")
@@ -917,12 +941,14 @@ def run_matrix(
     """Run every (target, mode, run); return raw results and the skipped targets."""
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     skipped: dict[str, str] = {}
-    for target in args.targets:
+    # Runs are interleaved across targets so that slow drifts of the machine's speed (other
+    # VMs on the host, thermal limits) affect every target alike instead of one of them.
+    for run in range(1, args.runs + 1):
         for mode in args.mode_list:
-            for run in range(1, args.runs + 1):
+            for target in args.targets:
                 if target in skipped:
-                    break
-                label = f"[{target} {mode} {run}/{args.runs}]"
+                    continue
+                label = f"[run {run}/{args.runs} {mode} {target}]"
                 busy = wait_for_quiet(args.settle)
                 if busy >= 10.0:
                     print(
@@ -935,7 +961,7 @@ def run_matrix(
                 except TargetUnavailable as exc:
                     skipped[target] = str(exc)
                     print(f"{label} SKIPPING {target}: {exc}", file=sys.stderr)
-                    break
+                    continue
                 raw.setdefault(target, {}).setdefault(mode, []).append(res)
                 report_run(label, res)
     return raw, skipped
@@ -1006,14 +1032,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {
-                    "machine": machine,
-                    "params": params,
-                    "summary": summary,
-                    "ratios_memfleet_over_twemproxy": ratios(summary),
-                    "skipped": skipped,
-                    "runs": raw,
-                },
+                json_safe(
+                    {
+                        "machine": machine,
+                        "params": params,
+                        "summary": summary,
+                        "ratios_memfleet_over_twemproxy": ratios(summary),
+                        "skipped": skipped,
+                        "runs": raw,
+                    }
+                ),
                 indent=2,
             )
         )
@@ -1021,4 +1049,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Children were already stopped by the finally blocks on the way up.
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -223,3 +223,23 @@ def test_gutter_takes_over_with_capped_ttl_and_hands_back(fleet: FleetFactory) -
     conn.close()
     gutter.close()
     main_node.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["sharded", "replicated", "local-failover", "replicated-sharded", "gutter"]
+)
+def test_multiget_quiet_and_noreply_through_every_preset(fleet: FleetFactory, name: str) -> None:
+    f = fleet(Topology(name, shards=2, replicas=2))
+    conn = Conn(f.proxy.port)
+    keys = [f"q{i}" for i in range(12)]
+    noreply_sets = b"".join(f"set {k} 0 0 2 noreply\r\n{k[-2:]:>2}\r\n".encode() for k in keys)
+    quiet_ms = b"ms extra 3 q\r\nabc\r\n"
+    assert conn.request(noreply_sets + quiet_ms) == b""
+    multi = conn.request(("get nope " + " ".join(keys) + " extra\r\n").encode())
+    want = b"".join(f"VALUE {k} 0 2\r\n{k[-2:]:>2}\r\nEND\r\n".encode()[:-5] for k in keys)
+    assert multi == want + b"VALUE extra 0 3\r\nabc\r\nEND\r\n"
+    # Quiet gets: misses vanish, hits stay, in order; noreply deletes leave no trace.
+    quiet = conn.request(b"mg nope v q\r\nmg q1 v q k\r\nmg nope2 v q\r\ndelete q2 noreply\r\n")
+    assert quiet == b"VA 2 kq1\r\nq1\r\n"
+    assert conn.request(b"get q2\r\n") == b"END\r\n"
+    conn.close()
