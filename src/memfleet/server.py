@@ -215,23 +215,38 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        # Fast path: a read holding exactly one ``get <key>\r\n`` (the most common request
-        # there is) goes to its route as the client's own bytes, with no parsed request.
-        if (
-            data[:4] == b"get "
-            and data[-2:] == b"\r\n"
-            and 6 < len(data) <= 256
-            and data.find(b" ", 4) < 0
-            and data.find(b"\n") == len(data) - 1
-            and self.parser.can_bypass()
-        ):
-            self.stats.cmd_get += 1
-            seq = self._next
-            self._next = seq + 1
-            self.proxy.root.send_get(data[4:-2], data, self._deliver_get, seq)
-            return
+        if data[:4] == b"get " and self.parser.can_bypass():
+            pos = self._plain_gets(data)
+            if pos == len(data):
+                return
+            data = data[pos:]
         for req in self.parser.feed(data):
             self.dispatch(req)
+
+    def _plain_gets(self, data: bytes) -> int:
+        """Fast path for the most common requests there are: ``get <key>\\r\\n`` lines, alone
+        or pipelined, go to their route as the client's own bytes, with no parsed request
+        object. Returns where the first request that needs the parser starts."""
+        pos = 0
+        n = len(data)
+        root = self.proxy.root
+        cb = self._deliver_get
+        first = seq = self._next
+        while data.startswith(b"get ", pos):
+            eol = data.find(b"\n", pos)
+            # Anything unusual (no CR, a second key, a key too long or empty) is the parser's.
+            if eol < 0 or data[eol - 1] != 13 or not 7 <= eol - pos <= 255:
+                break
+            if data.find(b" ", pos + 4, eol) >= 0:
+                break
+            wire = data if pos == 0 and eol == n - 1 else data[pos : eol + 1]
+            # The slot is taken before sending: a down backend answers synchronously.
+            self._next = seq + 1
+            root.send_get(data[pos + 4 : eol - 1], wire, cb, seq)
+            seq += 1
+            pos = eol + 1
+        self.stats.cmd_get += seq - first
+        return pos
 
     # -- dispatch ------------------------------------------------------------------------
 
