@@ -230,6 +230,7 @@ class Backend:
         self.failed_fast = 0
         self.marked_down = 0
         self._conns: list[BackendConnection] = []
+        self._single: BackendConnection | None = None  # the connection, when there is one
         self._rr = 0
         self._retry: asyncio.TimerHandle | None = None
         self._probing = False
@@ -247,6 +248,7 @@ class Backend:
     def _connections(self) -> list[BackendConnection]:
         if not self._conns:
             self._conns = [BackendConnection(self) for _ in range(self.options.connections)]
+            self._single = self._conns[0] if len(self._conns) == 1 else None
         return self._conns
 
     def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
@@ -256,6 +258,10 @@ class Backend:
             self.failed_fast += 1
             self.errors += 1
             cb(token, _FAILURE)
+            return
+        single = self._single
+        if single is not None:
+            single.send(wire, cb, token)
             return
         conns = self._conns or self._connections()
         if len(conns) == 1:
@@ -384,6 +390,7 @@ class Backend:
         for c in self._conns:
             c.drain()
         self._conns = []
+        self._single = None
 
     def close(self) -> None:
         """Stop probing and close every connection."""
@@ -395,3 +402,4 @@ class Backend:
         for c in self._conns:
             c.close()
         self._conns = []
+        self._single = None

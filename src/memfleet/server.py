@@ -216,6 +216,19 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if data[:4] == b"get " and self.parser.can_bypass():
+            n = len(data)
+            if (
+                data[-2:] == b"\r\n"
+                and 6 < n <= 256
+                and data.find(b" ", 4) < 0
+                and data.find(b"\n") == n - 1
+            ):
+                # One plain get, the most common read there is: no loop, no parsed request.
+                self.stats.cmd_get += 1
+                seq = self._next
+                self._next = seq + 1
+                self.proxy.root.send_get(data[4:-2], data, self._deliver_get, seq)
+                return
             pos = self._plain_gets(data)
             if pos == len(data):
                 return

@@ -81,9 +81,47 @@ class ResponseFramer:
             buf = data
         out: list[bytes] = []
         n = len(buf)
+        try:
+            self._cut(buf, n, out)
+        except (ValueError, IndexError):
+            raise FramingError(f"malformed backend reply: {buf[:60]!r}") from None
+        return out
+
+    def _cut(self, buf: bytes, n: int, out: list[bytes]) -> None:
+        # One pass over the buffer, inlined: it runs for every reply the proxy forwards.
         start = 0
+        find = buf.find
+        startswith = buf.startswith
         while start < n:
-            end = self._frame(buf, start, n)
+            pos = start
+            end = -1
+            while True:
+                eol = find(b"\n", pos)
+                if eol < 0:
+                    break
+                if startswith(b"VALUE ", pos):
+                    # VALUE <key> <flags> <bytes> [<cas>]
+                    # (int() ignores the trailing CR; garbage raises ValueError, caught above.)
+                    size = int(buf[pos:eol].split(b" ", 4)[3])
+                    if size < 0:
+                        raise ValueError("negative length")
+                    pos = eol + 3 + size
+                    if pos > n:
+                        self._need = pos - start
+                        break
+                    continue
+                if startswith(b"VA ", pos):
+                    size = int(buf[pos + 3 : eol].split(b" ", 1)[0])
+                    if size < 0:
+                        raise ValueError("negative length")
+                    end = eol + 3 + size
+                    if end > n:
+                        self._need = end - start
+                        end = -1
+                    break
+                # END closes a get; any other line is a whole reply (or an error ending a get).
+                end = eol + 1
+                break
             if end < 0:
                 break
             out.append(buf[start:end] if start or end != n else buf)
@@ -97,38 +135,6 @@ class ResponseFramer:
                 self._have = len(rest)
             else:
                 self._buf = rest
-        return out
-
-    def _frame(self, buf: bytes, start: int, n: int) -> int:
-        """End offset of the reply starting at ``start``, or -1 if it is not complete yet."""
-        pos = start
-        while True:
-            eol = buf.find(b"\n", pos)
-            if eol < 0:
-                return -1
-            if buf.startswith(b"VALUE ", pos):
-                size = self._size(buf[pos:eol].split(b" ")[3])
-                pos = eol + 1 + size + 2
-                if pos > n:
-                    self._need = pos - start
-                    return -1
-                continue
-            if buf.startswith(b"VA ", pos):
-                size = self._size(buf[pos + 3 : eol].split(b" ", 1)[0])
-                end = eol + 1 + size + 2
-                if end > n:
-                    self._need = end - start
-                    return -1
-                return end
-            # END closes a get; any other line is a whole reply (or an error ending a get).
-            return eol + 1
-
-    @staticmethod
-    def _size(tok: bytes) -> int:
-        tok = tok.rstrip(b"\r")
-        if not tok.isdigit():
-            raise FramingError(f"bad length in backend reply: {tok[:20]!r}")
-        return int(tok)
 
 
 def merge_get_replies(parts: list[bytes]) -> bytes:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import xxhash
+
 from memfleet.backend import Backend, ReplyCallback
+from memfleet.hashing import jump_hash
 from memfleet.pool import Pool
 from memfleet.protocol.errors import BACKEND_FAILURE as FAILURE
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
+
+_xxh3 = xxhash.xxh3_64_intdigest
 
 _WRITES = frozenset(
     {
@@ -32,12 +37,16 @@ class PoolRoute(Route):
     recorded on it (see ``Backend.missed_write``).
     """
 
-    __slots__ = ("_index", "_journal", "_one", "backend_list", "pool")
+    __slots__ = ("_index", "_journal", "_jump", "_n", "_one", "_seed64", "backend_list", "pool")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.backend_list = pool.backends
         self._index = pool.placement.index
+        # The placement rule, unpacked so the plain-get path makes no extra call.
+        self._jump = jump_hash
+        self._seed64 = pool.placement.seed64
+        self._n = len(pool.backends)
         self._one = pool.backends[0] if len(pool.backends) == 1 else None
         self._journal = any(b.journals for b in pool.backends)
 
@@ -53,7 +62,10 @@ class PoolRoute(Route):
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: straight to the key's backend."""
         one = self._one
-        (one if one is not None else self.backend_list[self._index(key)]).send(wire, cb, token)
+        if one is not None:
+            one.send(wire, cb, token)
+        else:
+            self.backend_list[self._jump(_xxh3(key, self._seed64), self._n)].send(wire, cb, token)
 
     def backends(self) -> Iterator[Backend]:
         """The pool's backends."""

@@ -40,9 +40,12 @@ def test_framing_is_independent_of_read_boundaries(cuts: list[int]) -> None:
     assert got == STREAM
 
 
-def test_garbage_length_is_a_framing_error() -> None:
+@pytest.mark.parametrize(
+    "data", [b"VALUE a 0 zz\r\n", b"VALUE a 0 -5\r\nEND\r\n", b"VALUE a\r\n", b"VA x\r\n"]
+)
+def test_garbage_length_is_a_framing_error(data: bytes) -> None:
     with pytest.raises(FramingError):
-        ResponseFramer().feed(b"VALUE a 0 zz\r\n")
+        ResponseFramer().feed(data)
 
 
 @pytest.mark.parametrize(
