@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# pylibmc (a dev dependency: the binary-protocol client tests) builds against libmemcached.
+[ -e /usr/include/libmemcached/memcached.h ] || need_apt+=(libmemcached-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo_cmd=()
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

@@ -83,6 +83,9 @@ class Proxy:
         # Takes over a connection whose first byte is the binary protocol's magic; without
         # one, such a connection is refused with a binary "unknown command" reply.
         self.binary_handler: Callable[[ClientConnection, bytes], None] | None = None
+        from memfleet.binary_server import handle_binary
+
+        self.binary_handler = handle_binary
 
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
