@@ -15,19 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, cast
 
 from memfleet.config import BackendOptions
+from memfleet.limits import LimitEvents
 from memfleet.protocol import errors
 from memfleet.protocol.responses import FramingError, ResponseFramer
+from memfleet.security import client_context
 
 log = logging.getLogger("memfleet.backend")
 
 ReplyCallback = Callable[[Any, bytes], None]
 
 _FAILURE = errors.BACKEND_FAILURE
+_QUEUE_FULL = b"SERVER_ERROR backend queue full\r\n"
+_limit_events = LimitEvents(log)
 
 
 class _Link(asyncio.Protocol):
@@ -64,6 +71,7 @@ class BackendConnection:
         "_last_activity",
         "_link",
         "_loop",
+        "_marks",
         "_out",
         "_timer",
         "backend",
@@ -81,6 +89,8 @@ class BackendConnection:
         self._framer = ResponseFramer()
         self._last_activity = 0.0
         self._draining = False
+        # Metrics only (None without --metrics): [requests left, flush time] per written batch.
+        self._marks: deque[list[float]] | None = deque() if backend.latency is not None else None
 
     @property
     def in_flight(self) -> int:
@@ -89,7 +99,18 @@ class BackendConnection:
 
     def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
         """Queue one request; ``cb(token, reply)`` is called with its reply or a failure."""
-        if not self._fifo:
+        fifo = self._fifo
+        if len(fifo) >= self.backend.max_queue:
+            # A backend that cannot keep up must not make the proxy's memory grow: the
+            # excess fails at once (an error result, so failover routes move on).
+            self.backend.queue_full += 1
+            _limit_events.warning(
+                "backend_queue", "backend %s: %d requests queued (max_backend_queue); "
+                "failing the excess", self.backend.name, len(fifo),
+            )  # fmt: skip
+            cb(token, _QUEUE_FULL)
+            return
+        if not fifo:
             self._last_activity = self._loop.time()
             if self._timer is None:
                 self._timer = self._loop.call_later(
@@ -111,15 +132,26 @@ class BackendConnection:
         out = self._out
         self._out = []
         link.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self._marks is not None:
+            # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
+            self._marks.append([len(out), perf_counter()])
 
     async def _connect(self) -> None:
         b = self.backend
         link = _Link(self)
+        tls = b.options.tls
         try:
-            await asyncio.wait_for(
-                self._loop.create_connection(lambda: link, b.host, b.port),
-                b.options.connect_timeout,
-            )
+            if tls is None:
+                connecting = self._loop.create_connection(lambda: link, b.host, b.port)
+            else:
+                connecting = self._loop.create_connection(
+                    lambda: link,
+                    b.host,
+                    b.port,
+                    ssl=b.tls_context(),
+                    server_hostname=(tls.server_name or b.host) if tls.verify else "",
+                )
+            await asyncio.wait_for(connecting, b.options.connect_timeout)
         except (TimeoutError, OSError) as exc:
             self._connecting = None
             self._fail(f"connect failed: {exc or 'timeout'}")
@@ -129,6 +161,7 @@ class BackendConnection:
         self._link = link
         self._framer = ResponseFramer()
         self._last_activity = self._loop.time()
+        b.connects += 1
         self._flush()
 
     def _on_data(self, data: bytes) -> None:
@@ -146,11 +179,30 @@ class BackendConnection:
             return
         self._last_activity = self._loop.time()
         self.backend.failures = 0
+        if self._marks is not None:
+            self._observe(len(replies))
         for reply in replies:
             cb, token = fifo.popleft()
             cb(token, reply)
         if self._draining and not fifo:
             self.close()
+
+    def _observe(self, n: int) -> None:
+        """Metrics: ``n`` replies arrived now; each is as old as the batch it was written in
+        (one clock read per backend read, none per request)."""
+        marks = self._marks
+        latency = self.backend.latency
+        if marks is None or latency is None:
+            return
+        now = perf_counter()
+        while n and marks:
+            mark = marks[0]
+            take = min(n, int(mark[0]))
+            latency.observe(now - mark[1], take)
+            n -= take
+            mark[0] -= take
+            if mark[0] <= 0:
+                marks.popleft()
 
     def _check_timeout(self) -> None:
         self._timer = None
@@ -180,6 +232,8 @@ class BackendConnection:
             self._timer.cancel()
             self._timer = None
         self._out = []
+        if self._marks is not None:
+            self._marks.clear()
         pending = self._fifo
         self._fifo = deque()
         self.backend.record_failure(reason, len(pending))
@@ -207,11 +261,54 @@ class BackendConnection:
                 link.transport.close()
             pending = self._fifo
             self._fifo = deque()
+            if self._marks is not None:
+                self._marks.clear()
             for cb, token in pending:
                 cb(token, _FAILURE)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def failure_kind(reason: str) -> str:
+    """The kind of a connection failure, for ``errors by kind`` (from its reason text)."""
+    if reason.startswith("connect failed"):
+        return "connect"
+    if reason.startswith("no reply within"):
+        return "timeout"
+    if reason.startswith("connection closed") or "reset" in reason.lower():
+        return "closed"
+    if "replies" in reason or "framing" in reason.lower() or "unexpected" in reason.lower():
+        return "protocol"
+    return "other"
+
+
+class LatencyHistogram:
+    """Fixed-bucket latency histogram of plain ints (read by the metrics collector).
+
+    ``observe`` is called once per backend read with the number of replies it carried, so
+    its cost does not grow with pipelining.
+    """
+
+    __slots__ = ("bounds", "count", "counts", "sum")
+
+    # Seconds; loopback memcached answers in tens of µs, a hung node in read_timeout.
+    BOUNDS = (
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+        0.1, 0.25, 0.5, 1.0, 2.5,
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.bounds = self.BOUNDS
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float, n: int = 1) -> None:
+        """Record ``n`` observations of ``seconds``."""
+        self.counts[bisect_left(self.bounds, seconds)] += n
+        self.sum += seconds * n
+        self.count += n
 
 
 class Backend:
@@ -228,8 +325,17 @@ class Backend:
         self.requests = 0
         self.errors = 0
         self.failed_fast = 0
+        self.queue_full = 0
+        # Requests one connection may hold (limits.max_backend_queue; set by the builder).
+        self.max_queue = 16384
         self.marked_down = 0
+        # Observability, never touched per request: TCP connects (the first one included),
+        # connection failures by kind, and a latency histogram once --metrics turns it on.
+        self.connects = 0
+        self.failure_kinds: dict[str, int] = {}
+        self.latency: LatencyHistogram | None = None
         self._conns: list[BackendConnection] = []
+        self._tls: ssl.SSLContext | None = None
         self._single: BackendConnection | None = None  # the connection, when there is one
         self._rr = 0
         self._retry: asyncio.TimerHandle | None = None
@@ -244,6 +350,13 @@ class Backend:
     def key(self) -> tuple[str, int, BackendOptions]:
         """What identifies a backend across reloads: same key, same connections kept."""
         return (self.host, self.port, self.options)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context for this backend's connections (built once)."""
+        if self._tls is None:
+            assert self.options.tls is not None
+            self._tls = client_context(self.options.tls)
+        return self._tls
 
     def _connections(self) -> list[BackendConnection]:
         if not self._conns:
@@ -291,13 +404,17 @@ class Backend:
             log.warning(
                 "backend %s: rejoin journal over its limit of %d keys; it will be flushed "
                 "before it serves again", self.name, self.options.journal_limit,
+                extra={"event": "journal_overflow", "backend": self.name},
             )  # fmt: skip
         else:
             self._journal.add(key)
         if not self.down:
             self.down = True
             self.marked_down += 1
-            log.error("backend %s missed writes; out of service until it rejoins", self.name)
+            log.error(
+                "backend %s missed writes; out of service until it rejoins", self.name,
+                extra={"event": "backend_down", "backend": self.name, "reason": "missed writes"},
+            )  # fmt: skip
             self._schedule_retry()
 
     def rejoin_requests(self) -> list[tuple[bytes, ReplyCallback, Any]]:
@@ -322,13 +439,18 @@ class Backend:
     def _rejoin_flushed(self, _token: Any, reply: bytes) -> None:
         if reply == b"OK\r\n":
             self.rejoin_flushes += 1
-            log.warning("backend %s flushed before rejoining (journal overflow)", self.name)
+            log.warning(
+                "backend %s flushed before rejoining (journal overflow)", self.name,
+                extra={"event": "rejoin_flush", "backend": self.name},
+            )  # fmt: skip
         else:
             self._flush_on_rejoin = True
 
     def record_failure(self, reason: str, failed_requests: int) -> None:
         """Count a connection failure; mark the backend down at the failure limit."""
         self.errors += failed_requests
+        kind = failure_kind(reason)
+        self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
         if self._closed:
             return
         if self.down:
@@ -337,13 +459,15 @@ class Backend:
         log.warning(
             "backend %s failed (%s), %d request(s) failed, %d/%d failures",
             self.name, reason, failed_requests, self.failures, self.options.failure_limit,
+            extra={"event": "backend_failure", "backend": self.name, "kind": kind},
         )  # fmt: skip
         if self.failures >= self.options.failure_limit:
             self.down = True
             self.marked_down += 1
             log.error(
-                "backend %s marked down; retrying every %gs", self.name, self.options.retry_timeout
-            )
+                "backend %s marked down; retrying every %gs", self.name, self.options.retry_timeout,
+                extra={"event": "backend_down", "backend": self.name, "reason": reason},
+            )  # fmt: skip
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
@@ -374,9 +498,13 @@ class Backend:
                 log.warning(
                     "backend %s is back up (rejoined: %d keys invalidated, %d flushes so far)",
                     self.name, self.invalidated, self.rejoin_flushes,
+                    extra={"event": "backend_up", "backend": self.name},
                 )  # fmt: skip
             else:
-                log.warning("backend %s is back up", self.name)
+                log.warning(
+                    "backend %s is back up", self.name,
+                    extra={"event": "backend_up", "backend": self.name},
+                )  # fmt: skip
         else:
             self._schedule_retry()
 

@@ -101,6 +101,8 @@ class BinaryClientConnection(ClientConnection):
         self.proxy.clients.discard(old)
         self.proxy.clients.add(self)
         old.transport = None
+        # The stats count follows the transport (see ClientConnection.connection_lost).
+        self._registered, old._registered = old._registered, False
         transport.set_protocol(self)
 
     def data_received(self, data: bytes) -> None:

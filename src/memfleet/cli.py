@@ -19,12 +19,10 @@ DEFAULT_BACKEND_TEMPLATE = "{name}.{statefulset}-headless.default.svc.cluster.lo
 log = logging.getLogger("memfleet")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from memfleet.logs import setup_logging
+
+    setup_logging(level, fmt)
 
 
 def install_uvloop() -> bool:
@@ -59,6 +57,13 @@ def main() -> None:
 )  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--no-uvloop", is_flag=True, help="Use asyncio's own event loop.")
+@click.option(
+    "--metrics", default=None, metavar="HOST:PORT",
+    help="Serve Prometheus /metrics, /healthz and /readyz over HTTP here.",
+)  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def proxy(
     config_path: str,
     listen: str | None,
@@ -66,9 +71,17 @@ def proxy(
     watch_interval: float,
     log_level: str,
     no_uvloop: bool,
+    metrics: str | None,
+    log_format: str,
 ) -> None:
     """Run the memcached-protocol routing proxy."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
+    if metrics is not None:
+        try:
+            parse_hostport(metrics)
+        except ValueError as exc:
+            click.echo(f"memfleet: --metrics: {exc}", err=True)
+            sys.exit(2)
     try:
         cfg = load_config(config_path)
         if listen is not None:
@@ -87,20 +100,32 @@ def proxy(
     if not no_uvloop:
         install_uvloop()
     try:
-        asyncio.run(_run_proxy(cfg, config_path, listen, zone, watch_interval))
+        asyncio.run(_run_proxy(cfg, config_path, listen, zone, watch_interval, metrics=metrics))
     except OSError as exc:
         click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {exc.strerror}", err=True)
         sys.exit(1)
 
 
 async def _run_proxy(
-    cfg: object, config_path: str, listen: str | None, zone: str | None, watch_interval: float
+    cfg: object,
+    config_path: str,
+    listen: str | None,
+    zone: str | None,
+    watch_interval: float,
+    metrics: str | None = None,
 ) -> None:
     from memfleet.config import ProxyConfig
     from memfleet.server import Proxy
 
     assert isinstance(cfg, ProxyConfig)
     proxy = Proxy(cfg, config_path, zone)
+    metrics_server = None
+    if metrics is not None:
+        from memfleet import metrics as metrics_mod
+
+        metrics_mod.enable(proxy)  # before the first client: latency is measured from then on
+        metrics_server = metrics_mod.MetricsServer(proxy)
+        await metrics_server.start(*parse_hostport(metrics))
     await proxy.start(listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,6 +139,9 @@ async def _run_proxy(
         if watcher is not None:
             watcher.cancel()
         log.info("shutting down")
+        if metrics_server is not None:
+            with contextlib.suppress(Exception):
+                await metrics_server.close()
         with contextlib.suppress(Exception):
             await proxy.close()
 
@@ -168,6 +196,22 @@ from memfleet.kube.cli import render  # noqa: E402  (a package of its own; kept 
 
 main.add_command(render)
 
+
+# Local fleet and node supervisor: `memfleet node`, `memfleet up`, `memfleet status`.
+from memfleet.fleet import fault_cmd, status_cmd, up_cmd  # noqa: E402
+from memfleet.node import node_group  # noqa: E402
+
+main.add_command(node_group)
+main.add_command(up_cmd)
+main.add_command(status_cmd)
+main.add_command(fault_cmd)
+
+# Observability: `memfleet bench` (load generator) and `memfleet drill` (fault drills).
+from memfleet.bench import bench_cmd  # noqa: E402
+from memfleet.drill import drill_cmd  # noqa: E402
+
+main.add_command(bench_cmd)
+main.add_command(drill_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

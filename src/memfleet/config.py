@@ -51,6 +51,18 @@ def _hostport(value: str) -> str:
 HostPort = Annotated[str, AfterValidator(_hostport)]
 
 
+class TLSConfig(BaseModel):
+    """TLS files: the proxy's own certificate towards clients, or a CA to check backends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None  # clients: require and verify client certificates; backends: verify
+    verify: bool = True  # backends only: check the backend's certificate against ``ca``
+    server_name: str | None = None  # backends only: the name to check (default: the host)
+
+
 class BackendOptions(BaseModel):
     """Connection and health options of a pool's backends (hashable: backends are reused
     across reloads when their address and options are unchanged)."""
@@ -66,6 +78,8 @@ class BackendOptions(BaseModel):
     # writes it missed (journaled, bounded), flush everything, or nothing.
     rejoin: Literal["none", "invalidate", "flush"] = "none"
     journal_limit: int = Field(10_000, ge=1, le=10_000_000)
+    # TLS towards the backends (memcached -Z); unset: plain TCP.
+    tls: TLSConfig | None = None
 
 
 class PoolConfig(BackendOptions):
@@ -85,6 +99,58 @@ class PoolConfig(BackendOptions):
         return v
 
 
+class LimitsConfig(BaseModel):
+    """What one client (or one backend queue) may cost the proxy. Each limit hit is counted
+    in ``stats`` and logged (rate-limited)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Over it a new connection gets memcached's "ERROR Too many open connections".
+    max_connections: int = Field(4096, ge=1, le=1_000_000)
+    # Requests of one client in flight before the proxy stops reading from it.
+    max_inflight: int = Field(4096, ge=1, le=1_000_000)
+    # Reply bytes a client has not read before the proxy stops reading from it...
+    max_pending_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    # ...and seconds it may stay so before it is dropped.
+    stalled_timeout: float = Field(30.0, gt=0, le=86400)
+    # Seconds a started request may take to arrive whole (slowloris).
+    request_timeout: float = Field(30.0, gt=0, le=86400)
+    # Seconds without a request before a connection is closed; 0: never (as memcached).
+    idle_timeout: float = Field(0.0, ge=0, le=86400 * 30)
+    # Requests queued on one backend connection; the excess fails at once.
+    max_backend_queue: int = Field(16384, ge=1, le=10_000_000)
+
+
+class AuthConfig(BaseModel):
+    """Client authentication, compatible with memcached's ASCII auth (``-Y``): a client's
+    first command is ``set <any> 0 0 <len>`` carrying ``<user> <password>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A file of ``user:password`` lines, as memcached's -Y takes (kept out of the config so
+    # the config can be shown and shared).
+    file: str
+
+    def load(self) -> dict[bytes, bytes]:
+        """The credentials; raises ValueError with a reason (never the secrets)."""
+        try:
+            text = Path(self.file).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"auth.file: cannot read {self.file}: {exc.strerror}") from None
+        users: dict[bytes, bytes] = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            user, sep, password = line.partition(b":")
+            if not sep or not user or not password:
+                raise ValueError(f"auth.file: {self.file} line {n} is not user:password")
+            users[user] = password
+        if not users:
+            raise ValueError(f"auth.file: {self.file} holds no user")
+        return users
+
+
 class ProxyConfig(BaseModel):
     """The whole proxy config file."""
 
@@ -97,6 +163,36 @@ class ProxyConfig(BaseModel):
     named_routes: dict[str, Any] = Field(default_factory=dict)
     max_item_size: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_line_length: int = Field(64 * 1024, ge=2048, le=64 * 1024 * 1024)
+    limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig.model_validate({}))
+    # TLS for clients: cert and key (and a CA to require client certificates).
+    tls: TLSConfig | None = None
+    auth: AuthConfig | None = None
+    # Commands answered with an error instead of reaching the nodes (e.g. flush_all on a
+    # shared production proxy). Empty by default: clients and test suites use them all.
+    deny_commands: list[str] = Field(default_factory=list)
+
+    @field_validator("deny_commands")
+    @classmethod
+    def _known_commands(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if not c or " " in c or c != c.strip():
+                raise ValueError(f"{c!r} is not a command name")
+        return v
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ProxyConfig:
+        if self.tls is not None and not (self.tls.cert and self.tls.key):
+            raise ValueError("tls: a client-side TLS config needs cert and key")
+        if self.auth is not None:
+            self.auth.load()  # a missing or malformed file is a config error, at start
+        if self.tls is not None:
+            from memfleet.security import server_context
+
+            try:
+                server_context(self.tls)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"tls: cannot load the certificate or key: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _routes_are_sound(self) -> ProxyConfig:

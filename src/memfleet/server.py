@@ -18,6 +18,8 @@ from typing import Any, cast
 from memfleet import __version__
 from memfleet.backend import Backend
 from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
+from memfleet.limits import TOO_MANY_CONNECTIONS, LimitCounters, LimitEvents, Sweeper
+from memfleet.logs import RateLimitedLog, peer_text
 from memfleet.pool import Pool
 from memfleet.protocol import errors
 from memfleet.protocol.parse import RequestParser
@@ -25,10 +27,13 @@ from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
 from memfleet.protocol.responses import merge_get_replies
 from memfleet.routes.base import Route
 from memfleet.routes.builder import BackendKey, build_pools, build_routes
-from memfleet.stats import ProxyStats, backend_stats, render
+from memfleet.security import PasswordFile, server_context
+from memfleet.stats import ProxyStats, backend_stats, proxy_extra_lines, render
 
 log = logging.getLogger("memfleet.proxy")
 
+# One line per client protocol error, with the peer; a flood is summarised, not echoed.
+protocol_error_log = RateLimitedLog(log, "client_protocol_error")
 _VERSION = f"VERSION memfleet-{__version__}\r\n".encode()
 _CRLF = b"\r\n"
 
@@ -86,6 +91,25 @@ class Proxy:
         from memfleet.binary_server import handle_binary
 
         self.binary_handler = handle_binary
+        # Observability hook: memfleet.metrics gives backends a reload adds their latency
+        # histogram (with --metrics only; nothing runs per request either way).
+        self.after_apply: Callable[[], None] | None = None
+        self.limit_counters = LimitCounters()
+        self.auth: PasswordFile | None = None
+        self.deny: frozenset[bytes] = frozenset()
+        self._apply_policy(cfg)
+        self.events = LimitEvents(log)
+        self.sweeper = Sweeper(
+            lambda: self.cfg.limits, lambda: self.clients, self.limit_counters, self.events
+        )
+
+    def _apply_policy(self, cfg: ProxyConfig) -> None:
+        """Client authentication and the command deny-list (re-read on every reload, so a
+        password file can be rotated without a restart)."""
+        self.auth = PasswordFile.from_config(cfg.auth) if cfg.auth is not None else None
+        self.deny = frozenset(c.encode() for c in cfg.deny_commands)
+        for c in self.clients:
+            c.refresh_policy()
 
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
@@ -103,10 +127,17 @@ class Proxy:
         """Listen for clients; return the bound address (port 0 picks a free one)."""
         host, port = parse_hostport(listen or self.cfg.listen)
         loop = asyncio.get_running_loop()
+        tls = server_context(self.cfg.tls) if self.cfg.tls is not None else None
         self._server = await loop.create_server(
-            lambda: ClientConnection(self), host, port, backlog=1024, reuse_port=reuse_port
+            lambda: ClientConnection(self),
+            host,
+            port,
+            backlog=1024,
+            reuse_port=reuse_port,
+            ssl=tls,
         )
         sock = self._server.sockets[0].getsockname()
+        self.sweeper.start()
         log.info("memfleet proxy listening on %s:%d", sock[0], sock[1])
         return str(sock[0]), int(sock[1])
 
@@ -120,10 +151,13 @@ class Proxy:
             self.apply(cfg)
         except (ConfigError, ValueError) as exc:
             self.stats.reloads_failed += 1
-            log.error("reload refused, keeping the running config: %s", exc)
+            log.error(
+                "reload refused, keeping the running config: %s", exc,
+                extra={"event": "reload_refused", "config": path},
+            )  # fmt: skip
             return False
         self.stats.reloads += 1
-        log.info("reloaded %s", Path(path).name)
+        log.info("reloaded %s", Path(path).name, extra={"event": "reload_ok", "config": path})
         return True
 
     def _config_fingerprint(self) -> tuple[str, int, int, int] | None:
@@ -155,13 +189,17 @@ class Proxy:
         pools = build_pools(cfg, reuse)
         root = build_routes(cfg, pools, self.zone)
         self.cfg, self.pools, self.root = cfg, pools, root
+        self._apply_policy(cfg)
         kept = {id(b) for b in self.all_backends()}
         for b in old.values():
             if id(b) not in kept:
                 b.retire()
+        if self.after_apply is not None:
+            self.after_apply()
 
     async def close(self) -> None:
         """Stop listening, close clients and backends."""
+        self.sweeper.stop()
         if self._server is not None:
             self._server.close()
         for c in list(self.clients):
@@ -188,20 +226,47 @@ class ClientConnection(asyncio.Protocol):
         self._flush_handle: asyncio.Handle | None = None
         self._close_at = -1  # write up to this reply, then close
         self._loop = asyncio.get_running_loop()
+        limits = proxy.cfg.limits
+        self._max_inflight = limits.max_inflight
+        self._inflight_paused = False
+        self._write_paused = False
+        self._registered = False
+        self._authed = proxy.auth is None
+        self.refresh_policy()
+        # Kept for the limits sweep (memfleet.limits.Sweeper).
+        self.sweep_next = 0
+        self.idle_for = 0.0
+        self.partial_for = 0.0
+        self.stalled_for = 0.0
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
-        self.transport = cast(asyncio.Transport, transport)
+        t = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
+        limits = self.proxy.cfg.limits
+        if self.stats.curr_connections >= limits.max_connections:
+            # memcached's own answer; everyone already connected keeps being served.
+            self.proxy.limit_counters.rejected_connections += 1
+            self.proxy.events.warning(
+                "maxconns", "refused client %s: %d connections open (max_connections)",
+                self.peer, self.stats.curr_connections,
+            )  # fmt: skip
+            t.write(TOO_MANY_CONNECTIONS)
+            t.close()
+            return
+        self.transport = t
+        self._registered = True
+        t.set_write_buffer_limits(high=limits.max_pending_bytes)
         self.proxy.clients.add(self)
         self.stats.curr_connections += 1
         self.stats.total_connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
+        if self.transport is not None and self._registered:
             self.transport = None
+            self._registered = False
             self.proxy.clients.discard(self)
             self.stats.curr_connections -= 1
         if self._flush_handle is not None:
@@ -209,12 +274,62 @@ class ClientConnection(asyncio.Protocol):
             self._flush_handle = None
 
     def pause_writing(self) -> None:
-        # The client is not reading its replies: stop reading its requests until it does.
+        # The client is not reading its replies: stop reading its requests until it does
+        # (the sweep drops it if that lasts past stalled_timeout).
+        self._write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self._inflight_paused:
+            self.transport.resume_reading()
+
+    # -- limits (memfleet.limits) ----------------------------------------------------------
+
+    @property
+    def requests_seen(self) -> int:
+        """Grows with every request read (noreply ones too): the sweep's sign of progress."""
+        return self._next + self.parser.parsed
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose replies are not written yet."""
+        return self._next - self._head
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a request not yet complete."""
+        return self.parser.buffered
+
+    @property
+    def write_paused(self) -> bool:
+        """The client has left max_pending_bytes of replies unread."""
+        return self._write_paused
+
+    def drop(self, reply: bytes) -> None:
+        """Close because of a limit: write ``reply`` if it can go, then hang up."""
+        t = self.transport
+        if t is None:
+            return
+        if self._write_paused:
+            t.abort()  # it does not read: nothing more can be written
+            return
+        if reply:
+            t.write(reply)
+        t.close()
+
+    def _too_many_in_flight(self) -> None:
+        # A client pipelining faster than its replies come back: stop reading from it until
+        # half of them are written.
+        self._inflight_paused = True
+        self.proxy.limit_counters.inflight_paused += 1
         if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _in_flight_drained(self) -> None:
+        self._inflight_paused = False
+        if self.transport is not None and not self._write_paused:
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -233,11 +348,14 @@ class ClientConnection(asyncio.Protocol):
                 self.proxy.root.send_get(data[4:-2], data, self._deliver_get, seq)
                 return
             pos = self._plain_gets(data)
-            if pos == len(data):
-                return
-            data = data[pos:]
-        for req in self.parser.feed(data):
-            self.dispatch(req)
+            if pos < len(data):
+                for req in self.parser.feed(data[pos:]):
+                    self.dispatch(req)
+        else:
+            for req in self.parser.feed(data):
+                self.dispatch(req)
+        if self._next - self._head > self._max_inflight:
+            self._too_many_in_flight()
 
     def _plain_gets(self, data: bytes) -> int:
         """Fast path for the most common requests there are: ``get <key>\\r\\n`` lines, alone
@@ -266,15 +384,58 @@ class ClientConnection(asyncio.Protocol):
 
     # -- dispatch ------------------------------------------------------------------------
 
-    def dispatch(self, req: Request) -> None:
+    def refresh_policy(self) -> None:
+        """Take the fast path only where no policy needs to see the request."""
+        if self.proxy.auth is None:
+            self._authed = True
+        self.parser.no_bypass = not self._authed or b"get" in self.proxy.deny
+
+    def _unauthenticated(self, req: Request) -> None:
+        # memcached's -Y: until authenticated, only `set <any> 0 0 <len>` carrying
+        # "<user> <password>" is accepted; it is answered even with noreply.
+        kind = req.kind
+        if kind in (Kind.QUIT, Kind.CLOSE, Kind.BINARY):
+            self.dispatch(req, checked=True)
+            return
+        if kind is not Kind.KEYED or req.cmd != b"set":
+            self._local(errors.UNAUTHENTICATED)
+            return
+        data = req.wire[req.wire.index(b"\n") + 1 : -2]
+        user, sep, password = data.partition(b" ")
+        auth = self.proxy.auth
+        if not sep or not user or not password:
+            self._local(errors.BAD_AUTH_TOKEN)
+        elif auth is not None and auth.check(user, password):
+            self._authed = True
+            self.refresh_policy()
+            self._local(errors.STORED)
+        else:
+            self.proxy.events.warning("auth", "client %s failed to authenticate", self.peer)
+            self._local(errors.AUTH_FAILURE)
+
+    def dispatch(self, req: Request, checked: bool = False) -> None:
         """Send one request on its way; its reply slot keeps the client's order."""
+        if not checked:
+            if not self._authed:
+                self._unauthenticated(req)
+                return
+            deny = self.proxy.deny
+            if deny and req.cmd in deny:
+                self.proxy.events.warning(
+                    "deny", "client %s sent a denied command %r", self.peer, req.cmd
+                )
+                if req.reply is not Reply.NOREPLY:
+                    self._local(errors.DENIED)
+                return
         kind = req.kind
         stats = self.stats
         if kind is Kind.KEYED:
-            if req.cmd in (b"set", b"ms", b"add", b"replace", b"append", b"prepend", b"cas"):
+            cmd = req.cmd
+            if cmd in (b"set", b"ms", b"add", b"replace", b"append", b"prepend", b"cas"):
                 stats.cmd_set += 1
             else:
                 stats.cmd_other += 1
+            stats.commands[cmd] = stats.commands.get(cmd, 0) + 1
             mode = req.reply
             if mode is Reply.NORMAL:
                 seq = self._next
@@ -291,6 +452,7 @@ class ClientConnection(asyncio.Protocol):
         elif kind is Kind.LOCAL:
             if req.wire[:1] in (b"E", b"C"):
                 stats.protocol_errors += 1
+                protocol_error_log.emit(self.peer, req.wire)
             if req.reply is not Reply.NOREPLY:
                 self._local(req.wire)
         elif kind is Kind.FLUSH:
@@ -313,7 +475,10 @@ class ClientConnection(asyncio.Protocol):
         else:  # QUIT, CLOSE
             if kind is Kind.CLOSE:
                 stats.protocol_errors += 1
-                log.info("closing client %s: protocol violation", self.peer)
+                log.info(
+                    "closing client %s: protocol violation", self.peer,
+                    extra={"event": "client_closed", "peer": peer_text(self.peer)},
+                )  # fmt: skip
             seq = self._next
             self._next = seq + 1
             self._close_at = seq
@@ -366,14 +531,15 @@ class ClientConnection(asyncio.Protocol):
     def _stats(self, args: list[bytes]) -> bytes:
         proxy = self.proxy
         if not args:
-            return render(self.stats.general())
+            return render(self.stats.general() + proxy.limit_counters.lines())
         sub = args[0]
         if sub == b"backends":
             return render(backend_stats(proxy.all_backends()))
         if sub == b"proxy":
-            lines = self.stats.general()
+            lines = self.stats.general() + proxy.limit_counters.lines()
             lines += [(f"pool_{name}_backends", len(p.backends)) for name, p in proxy.pools.items()]
             lines += [("backends_down", sum(b.down for b in proxy.all_backends()))]
+            lines += proxy_extra_lines(proxy)
             return render(lines)
         if sub == b"reset":
             self.stats.reset()
@@ -392,6 +558,8 @@ class ClientConnection(asyncio.Protocol):
             self._head = seq + 1
             if self.transport is not None:
                 self.transport.write(reply)
+            if self._inflight_paused:
+                self._in_flight_drained()
             return
         self.deliver(seq, reply)
 
@@ -414,6 +582,8 @@ class ClientConnection(asyncio.Protocol):
             reply = b"".join(parts)
         closing = self._close_at >= 0 and head > self._close_at
         self._head = head
+        if self._inflight_paused and self._next - head <= self._max_inflight // 2:
+            self._in_flight_drained()
         transport = self.transport
         if transport is None or (self._close_at >= 0 and transport.is_closing()):
             return

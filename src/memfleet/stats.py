@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from memfleet import __version__
 from memfleet.backend import Backend
@@ -18,6 +19,7 @@ class ProxyStats:
         "cmd_get",
         "cmd_other",
         "cmd_set",
+        "commands",
         "curr_connections",
         "get_hits",
         "get_misses",
@@ -45,6 +47,8 @@ class ProxyStats:
         self.protocol_errors = 0
         self.reloads = 0
         self.reloads_failed = 0
+        # Keyed requests by command name (set, delete, incr, ms, md...); gets are cmd_get.
+        self.commands: dict[bytes, int] = {}
 
     def general(self) -> list[tuple[str, object]]:
         """The ``stats`` lines, named as memcached names them where there is an equivalent."""
@@ -81,10 +85,54 @@ def backend_stats(backends: Iterable[Backend]) -> list[tuple[str, object]]:
             (f"{b.name}:errors", b.errors),
             (f"{b.name}:failed_fast", b.failed_fast),
             (f"{b.name}:marked_down", b.marked_down),
+            (f"{b.name}:queue_full", b.queue_full),
+            (f"{b.name}:connects", b.connects),
+            (f"{b.name}:reconnects", reconnects(b)),
+            (f"{b.name}:in_flight", backend_in_flight(b)),
         ]
+        out += [(f"{b.name}:errors_{k}", n) for k, n in sorted(b.failure_kinds.items())]
+        if b.latency is not None:
+            out += [
+                (f"{b.name}:latency_count", b.latency.count),
+                (f"{b.name}:latency_sum_us", int(b.latency.sum * 1e6)),
+            ]
     return out
+
+
+def reconnects(b: Backend) -> int:
+    """Connects beyond the first one of each connection the backend has."""
+    return max(0, b.connects - b.options.connections)
+
+
+def backend_in_flight(b: Backend) -> int:
+    """Requests sent or queued to ``b`` and not answered yet."""
+    return sum(c.in_flight for c in b._conns)
+
+
+def command_lines(stats: ProxyStats) -> list[tuple[str, object]]:
+    """``command_<name>`` per keyed command, as ``stats proxy`` reports them."""
+    return [(f"command_{c.decode(errors='replace')}", n) for c, n in sorted(stats.commands.items())]
 
 
 def render(lines: Iterable[tuple[str, object]]) -> bytes:
     """``STAT name value`` lines followed by ``END``."""
     return b"".join(f"STAT {k} {v}\r\n".encode() for k, v in lines) + b"END\r\n"
+
+
+def proxy_extra_lines(proxy: Any) -> list[tuple[str, object]]:
+    """What ``stats proxy`` adds to ``stats``: the counters the Prometheus metrics export
+    (per-command requests, in-flight, reconnects, errors by kind), by the same names."""
+    backends = proxy.all_backends()
+    lines = command_lines(proxy.stats)
+    lines.append(("in_flight", sum(max(0, c._next - c._head) for c in proxy.clients)))
+    lines.append(("backend_in_flight", sum(backend_in_flight(b) for b in backends)))
+    lines.append(("backend_requests", sum(b.requests for b in backends)))
+    lines.append(("backend_errors", sum(b.errors for b in backends)))
+    lines.append(("backend_failed_fast", sum(b.failed_fast for b in backends)))
+    lines.append(("backend_reconnects", sum(reconnects(b) for b in backends)))
+    kinds: dict[str, int] = {}
+    for b in backends:
+        for k, n in b.failure_kinds.items():
+            kinds[k] = kinds.get(k, 0) + n
+    lines += [(f"backend_failures_{k}", n) for k, n in sorted(kinds.items())]
+    return lines

@@ -14,7 +14,7 @@ from memfleet.kube.common import (
     selector,
 )
 from memfleet.kube.options import PORT, RenderOptions
-from memfleet.kube.proxy import PROXY_NAME, proxy_labels
+from memfleet.kube.proxy import METRICS_PORT, PROXY_NAME, proxy_labels
 
 
 def _pdb(name: str, opts: RenderOptions, match: Obj, component: str) -> Obj:
@@ -85,7 +85,8 @@ def network_policies(opts: RenderOptions) -> list[Obj]:
                 "spec": {
                     "podSelector": {"matchLabels": selector(lbls)},
                     "policyTypes": ["Ingress"],
-                    "ingress": [{"ports": tcp}],
+                    # Clients on 11211, Prometheus on the metrics port.
+                    "ingress": [{"ports": [*tcp, {"protocol": "TCP", "port": METRICS_PORT}]}],
                 },
             }
         )

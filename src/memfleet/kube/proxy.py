@@ -29,6 +29,18 @@ PROXY_NAME = "memfleet-proxy"
 APP_NAME = "memfleet-app"
 # The zone name of the local tier in local-failover's zfailover route.
 LOCAL_ZONE = "local"
+# Prometheus metrics, /healthz and /readyz of the proxy (`memfleet proxy --metrics`).
+METRICS_PORT = 9150
+METRICS_PATH = "/metrics"
+
+
+def scrape_annotations() -> dict[str, str]:
+    """The annotations Prometheus' common pod discovery config keys on."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
 
 
 def proxy_labels() -> dict[str, str]:
@@ -50,15 +62,23 @@ def proxy_container(opts: RenderOptions, sidecar: bool) -> Obj:
         "image": opts.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["memfleet"],
-        "args": ["proxy", "--config", CONFIG_FILE, "--listen", proxy_listen(opts)],
+        # --listen stays last: tools (and tests) read the listen address from there.
+        "args": [
+            *("proxy", "--config", CONFIG_FILE),
+            *("--metrics", f"0.0.0.0:{METRICS_PORT}"),
+            *("--listen", proxy_listen(opts)),
+        ],
     }
     if sidecar:
         c["restartPolicy"] = "Always"
     if opts.topology.name == "local-failover":
         # The pod's own zone is the local tier: reads try the local sidecar cache first.
         c["env"] = [{"name": "MEMFLEET_ZONE", "value": LOCAL_ZONE}]
+    metrics_port = {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
     if not sidecar:
-        c["ports"] = [{"name": "memcache", "containerPort": PORT, "protocol": "TCP"}]
+        c["ports"] = [{"name": "memcache", "containerPort": PORT, "protocol": "TCP"}, metrics_port]
+    else:
+        c["ports"] = [metrics_port]
     c.update(
         {
             "resources": {
@@ -129,7 +149,10 @@ def daemonset(opts: RenderOptions) -> Obj:
         "spec": {
             "selector": {"matchLabels": selector(lbls)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {"metadata": {"labels": lbls}, "spec": pod},
+            "template": {
+                "metadata": {"labels": lbls, "annotations": scrape_annotations()},
+                "spec": pod,
+            },
         },
     }
 
@@ -182,6 +205,9 @@ def app_deployment(opts: RenderOptions) -> Obj:
         "spec": {
             "replicas": opts.app_replicas,
             "selector": {"matchLabels": selector(lbls)},
-            "template": {"metadata": {"labels": lbls}, "spec": pod},
+            "template": {
+                "metadata": {"labels": lbls, "annotations": scrape_annotations()},
+                "spec": pod,
+            },
         },
     }

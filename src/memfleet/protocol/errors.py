@@ -13,6 +13,11 @@ END = b"END\r\n"
 OK = b"OK\r\n"
 MN = b"MN\r\n"
 RESET = b"RESET\r\n"
+STORED = b"STORED\r\n"
+UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
+AUTH_FAILURE = b"CLIENT_ERROR authentication failure\r\n"
+BAD_AUTH_TOKEN = b"CLIENT_ERROR bad authentication token format\r\n"
+DENIED = b"CLIENT_ERROR command not allowed by the proxy\r\n"
 
 
 def binary_refusal(opcode: int, opaque: bytes) -> bytes:

@@ -82,6 +82,8 @@ class RequestParser:
         "_swallow",
         "max_item_size",
         "max_line_length",
+        "no_bypass",
+        "parsed",
     )
 
     def __init__(
@@ -100,6 +102,8 @@ class RequestParser:
         self._swallow = 0
         self._fresh = True
         self._closed = False
+        self.parsed = 0  # requests produced so far (the limits sweep watches it move)
+        self.no_bypass = False  # set while a policy (authentication...) must see every request
         self._pending: list[Request] = []
         h: dict[bytes, Callable[[list[bytes], bytes, int, int], int]] = {}
         self._handlers = h
@@ -126,7 +130,7 @@ class RequestParser:
         """True when nothing is buffered, so a read holding one complete request may be
         handled without the parser (the server's fast path); the connection then counts as
         having spoken text."""
-        if self._buf or self._need or self._swallow or self._closed:
+        if self._buf or self._need or self._swallow or self._closed or self.no_bypass:
             return False
         self._fresh = False
         return True
@@ -171,6 +175,7 @@ class RequestParser:
         # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
         self._pending = out
         self._parse(buf, out)
+        self.parsed += len(out)
         return out
 
     # -- framing -------------------------------------------------------------------------
@@ -184,7 +189,11 @@ class RequestParser:
             if eol < 0:
                 self._partial_line(buf, pos, out)
                 return
-            if eol - pos > self.max_line_length:
+            if eol - pos > PARTIAL_LINE_LIMIT and (
+                eol - pos > self.max_line_length or not self._is_get(buf, pos)
+            ):
+                # memcached drops such a line only when a read ends inside it; here the rule
+                # holds whatever the read boundaries, so a client sees one behaviour.
                 self._close(out, errors.LINE_TOO_LONG)
                 return
             end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
@@ -212,11 +221,16 @@ class RequestParser:
             if self._closed:
                 return
 
+    @staticmethod
+    def _is_get(buf: bytes, pos: int) -> bool:
+        """A get/gets line: the one kind memcached lets grow past 2048 bytes (many keys)."""
+        head = buf[pos : pos + 128].lstrip(b" ")
+        return head.startswith(b"get ") or head.startswith(b"gets ")
+
     def _partial_line(self, buf: bytes, pos: int, out: list[Request]) -> None:
         rest = len(buf) - pos
         if rest > PARTIAL_LINE_LIMIT:
-            head = buf[pos : pos + 128].lstrip(b" ")
-            if not (head.startswith(b"get ") or head.startswith(b"gets ")):
+            if not self._is_get(buf, pos):
                 self._close(out, errors.LINE_TOO_LONG)
                 return
             if rest > self.max_line_length:

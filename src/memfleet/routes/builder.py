@@ -37,6 +37,7 @@ def build_pools(
             host, port = parse_hostport(spec)
             key = (host, port, options)
             b = made.get(key) or reuse.get(key) or Backend(host, port, options)
+            b.max_queue = cfg.limits.max_backend_queue
             made[key] = b
             backends.append(b)
         pools[name] = Pool(name, backends, pc.seed)

@@ -343,6 +343,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         pass
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
 
 class Auth:
     def check(self, user: bytes, password: bytes) -> bool:
