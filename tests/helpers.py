@@ -69,13 +69,28 @@ class Memcached:
             self.proc = None
 
     def stop_signal(self) -> None:
-        """SIGSTOP: the node hangs, its connections stay open."""
+        """SIGSTOP: the node hangs, its connections stay open. Returns once it is stopped
+        (a signal takes effect asynchronously; a busy machine shows the gap)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        self._wait_state(stopped=True)
 
     def cont_signal(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+        self._wait_state(stopped=False)
+
+    def _wait_state(self, stopped: bool, seconds: float = 5.0) -> None:
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            # The state letter follows the ")" that ends the command name.
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            if (state == "T") == stopped:
+                return
+            time.sleep(0.005)
+        raise TimeoutError(f"memcached {self.proc.pid} did not {'stop' if stopped else 'resume'}")
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -213,6 +213,14 @@ class Proxy:
 class ClientConnection(asyncio.Protocol):
     """One client: parse, dispatch to the route tree, write replies in order."""
 
+    # Slotted: a proxy holds thousands of idle connections, each one of these.
+    __slots__ = (
+        "_authed", "_close_at", "_flush_handle", "_head", "_inflight_paused", "_loop",
+        "_max_inflight", "_next", "_out", "_ready", "_registered", "_write_paused",
+        "idle_for", "parser", "partial_for", "peer", "proxy", "stalled_for", "stats",
+        "sweep_next", "transport",
+    )  # fmt: skip
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.stats = proxy.stats

@@ -75,7 +75,6 @@ class RequestParser:
         "_chunks",
         "_closed",
         "_fresh",
-        "_handlers",
         "_have",
         "_need",
         "_pending",
@@ -105,26 +104,6 @@ class RequestParser:
         self.parsed = 0  # requests produced so far (the limits sweep watches it move)
         self.no_bypass = False  # set while a policy (authentication...) must see every request
         self._pending: list[Request] = []
-        h: dict[bytes, Callable[[list[bytes], bytes, int, int], int]] = {}
-        self._handlers = h
-        for name in (b"get", b"gets"):
-            h[name] = self._get
-        for name in (b"gat", b"gats"):
-            h[name] = self._gat
-        for name in (b"set", b"add", b"replace", b"append", b"prepend", b"cas"):
-            h[name] = self._store
-        for name in (b"incr", b"decr", b"touch"):
-            h[name] = self._keyed
-        h[b"delete"] = self._delete
-        for name in (b"mg", b"md", b"ma", b"me"):
-            h[name] = self._meta
-        h[b"ms"] = self._meta_set
-        h[b"mn"] = self._mn
-        h[b"flush_all"] = self._flush
-        h[b"version"] = self._version
-        h[b"verbosity"] = self._verbosity
-        h[b"stats"] = self._stats
-        h[b"quit"] = self._quit
 
     def can_bypass(self) -> bool:
         """True when nothing is buffered, so a read holding one complete request may be
@@ -183,7 +162,7 @@ class RequestParser:
     def _parse(self, buf: bytes, out: list[Request]) -> None:
         pos = 0
         n = len(buf)
-        handlers = self._handlers
+        handlers = _HANDLERS
         while pos < n:
             eol = buf.find(b"\n", pos)
             if eol < 0:
@@ -210,7 +189,7 @@ class RequestParser:
                 pos = eol + 1
                 continue
             # A handler returns where the next request starts; -1 means "wait for more".
-            nxt = handler(tokens, buf, pos, eol + 1)
+            nxt = handler(self, tokens, buf, pos, eol + 1)
             if nxt < 0:
                 return
             if nxt > n:
@@ -450,3 +429,24 @@ class RequestParser:
         wire = buf[start:end] if mode is Reply.NORMAL else line + buf[nxt:end]
         self._pending.append(Request(Kind.KEYED, tokens[0], wire, key, mode, tokens[1:]))
         return end
+
+
+# Command name -> handler, shared by every parser (one table, not one per connection).
+_Handler = Callable[[RequestParser, list[bytes], bytes, int, int], int]
+_HANDLERS: dict[bytes, _Handler] = {
+    **dict.fromkeys((b"get", b"gets"), RequestParser._get),
+    **dict.fromkeys((b"gat", b"gats"), RequestParser._gat),
+    **dict.fromkeys(
+        (b"set", b"add", b"replace", b"append", b"prepend", b"cas"), RequestParser._store
+    ),
+    **dict.fromkeys((b"incr", b"decr", b"touch"), RequestParser._keyed),
+    b"delete": RequestParser._delete,
+    **dict.fromkeys((b"mg", b"md", b"ma", b"me"), RequestParser._meta),
+    b"ms": RequestParser._meta_set,
+    b"mn": RequestParser._mn,
+    b"flush_all": RequestParser._flush,
+    b"version": RequestParser._version,
+    b"verbosity": RequestParser._verbosity,
+    b"stats": RequestParser._stats,
+    b"quit": RequestParser._quit,
+}
