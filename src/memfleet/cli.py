@@ -64,6 +64,11 @@ def main() -> None:
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+    help="Proxy processes sharing the port (SO_REUSEPORT), e.g. one per core.",
+)  # fmt: skip
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Set by --workers for each worker.")
 def proxy(
     config_path: str,
     listen: str | None,
@@ -73,6 +78,8 @@ def proxy(
     no_uvloop: bool,
     metrics: str | None,
     log_format: str,
+    workers: int,
+    reuse_port: bool,
 ) -> None:
     """Run the memcached-protocol routing proxy."""
     _setup_logging(log_level, log_format)
@@ -97,13 +104,47 @@ def proxy(
         flag = "--zone" if zone is not None and "zone" in str(exc) else "--listen"
         click.echo(f"memfleet: {flag}: {exc}", err=True)
         sys.exit(2)
+    if workers > 1:
+        sys.exit(_supervise(workers, cfg.listen if listen is None else listen, metrics))
     if not no_uvloop:
         install_uvloop()
     try:
-        asyncio.run(_run_proxy(cfg, config_path, listen, zone, watch_interval, metrics=metrics))
+        asyncio.run(
+            _run_proxy(
+                cfg,
+                config_path,
+                listen,
+                zone,
+                watch_interval,
+                metrics=metrics,
+                reuse_port=reuse_port,
+            )
+        )
     except OSError as exc:
         click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {exc.strerror}", err=True)
         sys.exit(1)
+
+
+def _supervise(workers: int, listen: str, metrics: str | None) -> int:
+    """Run ``workers`` copies of this very command on one port; see memfleet.workers."""
+    from memfleet.workers import supervise
+
+    host, port = parse_hostport(listen)
+    args = sys.argv[sys.argv.index("proxy") + 1 :]
+    worker_args: list[str] = []
+    skip = False
+    for a in args:  # the workers get everything but --workers, --metrics and --listen
+        if skip:
+            skip = False
+            continue
+        if a in ("--workers", "--metrics", "--listen"):
+            skip = True
+            continue
+        if a.startswith(("--workers=", "--metrics=", "--listen=")):
+            continue
+        worker_args.append(a)
+    worker_args += ["--listen", f"{host}:{port}"]
+    return supervise(worker_args, workers, parse_hostport(metrics) if metrics else None)
 
 
 async def _run_proxy(
@@ -113,6 +154,7 @@ async def _run_proxy(
     zone: str | None,
     watch_interval: float,
     metrics: str | None = None,
+    reuse_port: bool = False,
 ) -> None:
     from memfleet.config import ProxyConfig
     from memfleet.server import Proxy
@@ -126,7 +168,7 @@ async def _run_proxy(
         metrics_mod.enable(proxy)  # before the first client: latency is measured from then on
         metrics_server = metrics_mod.MetricsServer(proxy)
         await metrics_server.start(*parse_hostport(metrics))
-    await proxy.start(listen)
+    await proxy.start(listen, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -163,6 +163,14 @@ class ProxyCollector(Collector):
         errs.add_metric(["reload_refused"], st.reloads_failed)
         yield errs
 
+        limits = CounterMetricFamily(
+            "memfleet_limit_hits", "Times a client or backend limit was hit", labels=["limit"]
+        )
+        for limit, hits in p.limit_counters.lines():
+            limits.add_metric([limit], int(str(hits)))
+        limits.add_metric(["backend_queue_full"], sum(b.queue_full for b in backends))
+        yield limits
+
         reloads = CounterMetricFamily("memfleet_reloads", "Config reloads", labels=["result"])
         reloads.add_metric(["ok"], st.reloads)
         reloads.add_metric(["refused"], st.reloads_failed)

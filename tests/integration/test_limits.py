@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, pool_config
+from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config
 
 pytestmark = pytest.mark.integration
 
@@ -18,12 +19,13 @@ FAST = {"read_timeout": 5.0, "failure_limit": 100}
 def _proxy(
     memcached_factory: Callable[..., Memcached],
     proxy_factory: Callable[..., ProxyProcess],
+    extra_args: tuple[str, ...] = (),
     **limits: object,
 ) -> tuple[Memcached, ProxyProcess]:
     node = memcached_factory()
     cfg = pool_config(node.address, **FAST)
     cfg["limits"] = limits
-    return node, proxy_factory(cfg)
+    return node, proxy_factory(cfg, extra_args)
 
 
 def _stat(port: int, name: str) -> int:
@@ -60,7 +62,13 @@ def _healthy(port: int) -> bool:
 def test_max_connections(
     memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
 ) -> None:
-    _, proxy = _proxy(memcached_factory, proxy_factory, max_connections=3)
+    mport = free_port()
+    _, proxy = _proxy(
+        memcached_factory,
+        proxy_factory,
+        ("--watch-interval", "0", "--metrics", f"127.0.0.1:{mport}"),
+        max_connections=3,
+    )
     held = [Conn(proxy.port) for _ in range(3)]
     for c in held:
         assert c.request(b"version\r\n").startswith(b"VERSION")
@@ -75,6 +83,9 @@ def test_max_connections(
         c.close()
     assert _wait(lambda: _stat(proxy.port, "rejected_connections") >= 1)
     assert "refused client" in proxy.log()
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert 'memfleet_limit_hits_total{limit="rejected_connections"} 1.0' in metrics
 
 
 def test_too_many_in_flight_pauses_reading_and_loses_nothing(
