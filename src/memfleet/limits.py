@@ -32,6 +32,7 @@ class LimitCounters:
         "rejected_connections",
         "slow_closed",
         "stalled_closed",
+        "too_large",
     )
 
     def __init__(self) -> None:
@@ -40,6 +41,7 @@ class LimitCounters:
         self.stalled_closed = 0
         self.idle_closed = 0
         self.slow_closed = 0
+        self.too_large = 0
 
     def lines(self) -> list[tuple[str, object]]:
         """``STAT`` lines."""

@@ -332,6 +332,10 @@ class ClientConnection(asyncio.Protocol):
         # half of them are written.
         self._inflight_paused = True
         self.proxy.limit_counters.inflight_paused += 1
+        self.proxy.events.warning(
+            "inflight", "client %s has %d requests in flight (max_inflight): reading paused",
+            self.peer, self._next - self._head,
+        )  # fmt: skip
         if self.transport is not None:
             self.transport.pause_reading()
 
@@ -461,6 +465,12 @@ class ClientConnection(asyncio.Protocol):
             if req.wire[:1] in (b"E", b"C"):
                 stats.protocol_errors += 1
                 protocol_error_log.emit(self.peer, req.wire)
+            elif req.wire is errors.TOO_LARGE:
+                self.proxy.limit_counters.too_large += 1
+                self.proxy.events.warning(
+                    "item_size", "client %s sent a value over max_item_size (%d bytes)",
+                    self.peer, self.proxy.cfg.max_item_size,
+                )  # fmt: skip
             if req.reply is not Reply.NOREPLY:
                 self._local(req.wire)
         elif kind is Kind.FLUSH:

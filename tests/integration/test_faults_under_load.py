@@ -24,9 +24,11 @@ pytestmark = pytest.mark.integration
 OPTIONS = {"read_timeout": 0.5, "connect_timeout": 0.5, "failure_limit": 2, "retry_timeout": 0.2}
 
 
+@pytest.mark.parametrize("round_", [1, 2, 3])  # the issue asks for repeated passes
 @pytest.mark.parametrize("name", ["replicated", "replicated-sharded"])
 def test_faults_under_load_lose_no_acknowledged_write(
     name: str,
+    round_: int,
     memcached_factory: Callable[..., Memcached],
     proxy_factory: Callable[..., ProxyProcess],
 ) -> None:

@@ -105,6 +105,7 @@ def test_too_many_in_flight_pauses_reading_and_loses_nothing(
     got = c.read_until(b"MN\r\n", timeout=15)
     assert got == want * 200 + b"MN\r\n"
     assert _stat(proxy.port, "inflight_paused") >= 1
+    assert "reading paused" in proxy.log()
     assert _healthy(proxy.port)
     c.close()
 
@@ -137,7 +138,29 @@ def test_backend_queue_cap_fails_the_excess_fast(
     assert got == b"END\r\n" * 5 + b"SERVER_ERROR backend queue full\r\n" * 15 + b"MN\r\n"
     assert "max_backend_queue" in proxy.log()
     assert b"queue_full 15" in c.request(b"stats backends\r\n")
+    assert _healthy(proxy.port)
     c.close()
+
+
+def test_max_item_size(
+    memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    node = memcached_factory()
+    cfg = pool_config(node.address)
+    cfg["max_item_size"] = 4096
+    proxy = proxy_factory(cfg)
+    other = Conn(proxy.port)
+    c = Conn(proxy.port)
+    big = b"x" * 5000
+    assert c.request(b"set big 0 0 5000\r\n" + big + b"\r\n") == (
+        b"SERVER_ERROR object too large for cache\r\n"
+    )
+    assert c.request(b"set ok 0 0 4000\r\n" + big[:4000] + b"\r\n") == b"STORED\r\n"
+    assert other.request(b"get ok\r\n")[:17] == b"VALUE ok 0 4000\r\n"
+    assert "over max_item_size" in proxy.log()
+    assert _stat(proxy.port, "too_large") == 1
+    c.close()
+    other.close()
 
 
 def test_client_that_never_reads_is_paused_then_dropped(
