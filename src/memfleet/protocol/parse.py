@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Callable
 
 from memfleet.protocol import errors
+from memfleet.protocol.buffer import PendingBytes
 from memfleet.protocol.requests import Kind, Reply, Request
 
 MAX_KEY_LENGTH = 250
@@ -71,13 +72,10 @@ class RequestParser:
     """Turns a client's byte stream into ``Request`` objects. Sans-IO: no sockets here."""
 
     __slots__ = (
-        "_buf",
-        "_chunks",
         "_closed",
         "_fresh",
-        "_have",
-        "_need",
         "_pending",
+        "_rest",
         "_swallow",
         "max_item_size",
         "max_line_length",
@@ -92,12 +90,7 @@ class RequestParser:
     ) -> None:
         self.max_item_size = max_item_size
         self.max_line_length = max(max_line_length, PARTIAL_LINE_LIMIT)
-        self._buf = b""
-        # While a data block is incomplete the reads are kept here and joined once, so a
-        # large value costs one copy, not one per read.
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 0
+        self._rest = PendingBytes()  # an incomplete request, until it completes
         self._swallow = 0
         self._fresh = True
         self._closed = False
@@ -109,7 +102,7 @@ class RequestParser:
         """True when nothing is buffered, so a read holding one complete request may be
         handled without the parser (the server's fast path); the connection then counts as
         having spoken text."""
-        if self._buf or self._need or self._swallow or self._closed or self.no_bypass:
+        if len(self._rest) or self._swallow or self._closed or self.no_bypass:
             return False
         self._fresh = False
         return True
@@ -117,7 +110,7 @@ class RequestParser:
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete request (what this connection costs in memory)."""
-        return len(self._buf) + self._have
+        return len(self._rest)
 
     def feed(self, data: bytes) -> list[Request]:
         """Parse ``data`` (appended to what came before); return the completed requests."""
@@ -136,20 +129,9 @@ class RequestParser:
                 # (or refuses it) with the bytes read so far.
                 self._closed = True
                 return [Request(Kind.BINARY, b"", data)]
-        if self._need:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-            self._have = 0
-            self._need = 0
-        elif self._buf:
-            buf = self._buf + data
-        else:
-            buf = data
-        self._buf = b""
+        buf = self._rest.take(data)
+        if buf is None:
+            return []
         out: list[Request] = []
         # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
         self._pending = out
@@ -215,18 +197,16 @@ class RequestParser:
             if rest > self.max_line_length:
                 self._close(out, errors.LINE_TOO_LONG)
                 return
-        self._buf = buf[pos:] if pos else buf
+        self._rest.keep(buf[pos:] if pos else buf)
 
     def _close(self, out: list[Request], reply: bytes) -> None:
         self._closed = True
-        self._buf = b""
+        self._rest.clear()
         out.append(Request(Kind.CLOSE, b"", reply))
 
     def _wait(self, buf: bytes, start: int, total: int) -> int:
         """Keep ``buf[start:]`` until ``total`` bytes from ``start`` have arrived."""
-        self._chunks = [buf[start:]]
-        self._have = len(buf) - start
-        self._need = total
+        self._rest.keep(buf[start:], total)
         return -1
 
     # -- text commands -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from memfleet.protocol import errors
+from memfleet.protocol.buffer import PendingBytes
 
 
 class Result(IntEnum):
@@ -55,30 +56,17 @@ class FramingError(Exception):
 class ResponseFramer:
     """Cuts a backend's byte stream into whole replies. Sans-IO."""
 
-    __slots__ = ("_buf", "_chunks", "_have", "_need", "max_reply")
+    __slots__ = ("_rest", "max_reply")
 
     def __init__(self, max_reply: int = 64 * 1024 * 1024) -> None:
         self.max_reply = max_reply
-        self._buf = b""
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 0
+        self._rest = PendingBytes()
 
     def feed(self, data: bytes) -> list[bytes]:
         """Append ``data``; return the replies it completed, in order."""
-        if self._need:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-            self._have = self._need = 0
-        elif self._buf:
-            buf = self._buf + data
-            self._buf = b""
-        else:
-            buf = data
+        buf = self._rest.take(data)
+        if buf is None:
+            return []
         out: list[bytes] = []
         n = len(buf)
         try:
@@ -90,6 +78,7 @@ class ResponseFramer:
     def _cut(self, buf: bytes, n: int, out: list[bytes]) -> None:
         # One pass over the buffer, inlined: it runs for every reply the proxy forwards.
         start = 0
+        need = 0  # when a data block is cut off: the bytes its reply needs in all
         find = buf.find
         startswith = buf.startswith
         while start < n:
@@ -107,7 +96,7 @@ class ResponseFramer:
                         raise ValueError("negative length")
                     pos = eol + 3 + size
                     if pos > n:
-                        self._need = pos - start
+                        need = pos - start
                         break
                     continue
                 if startswith(b"VA ", pos):
@@ -116,7 +105,7 @@ class ResponseFramer:
                         raise ValueError("negative length")
                     end = eol + 3 + size
                     if end > n:
-                        self._need = end - start
+                        need = end - start
                         end = -1
                     break
                 # END closes a get; any other line is a whole reply (or an error ending a get).
@@ -130,11 +119,7 @@ class ResponseFramer:
             rest = buf[start:] if start else buf
             if len(rest) > self.max_reply:
                 raise FramingError("backend reply exceeds the size limit")
-            if self._need:
-                self._chunks = [rest]
-                self._have = len(rest)
-            else:
-                self._buf = rest
+            self._rest.keep(rest, need)
 
 
 def merge_get_replies(parts: list[bytes]) -> bytes:
