@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 15.0, every: float = 0.05) -> bool:
+    """Poll ``check`` until it is true (bounded in time); return whether it became true."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return False
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

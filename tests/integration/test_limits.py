@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config
+from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +38,6 @@ def _stat(port: int, name: str) -> int:
     finally:
         c.close()
     raise AssertionError(f"no stat {name}")
-
-
-def _wait(check: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _healthy(port: int) -> bool:
@@ -78,10 +69,10 @@ def test_max_connections(
     for c in held:
         assert c.request(b"get nope\r\n") == b"END\r\n"  # the others are still served
     held[0].close()
-    assert _wait(lambda: _healthy(proxy.port))  # a freed slot is usable again
+    assert wait_until(lambda: _healthy(proxy.port))  # a freed slot is usable again
     for c in held[1:]:
         c.close()
-    assert _wait(lambda: _stat(proxy.port, "rejected_connections") >= 1)
+    assert wait_until(lambda: _stat(proxy.port, "rejected_connections") >= 1)
     assert "refused client" in proxy.log()
     with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
@@ -180,7 +171,7 @@ def test_client_that_never_reads_is_paused_then_dropped(
             greedy.sendall(b"get big\r\n")
     except OSError:
         pass  # the proxy stopped reading, then hung up: what we want
-    assert _wait(lambda: _stat(proxy.port, "stalled_closed") >= 1, seconds=15)
+    assert wait_until(lambda: _stat(proxy.port, "stalled_closed") >= 1, seconds=15)
     assert "replies unread" in proxy.log()
     assert setup.request(b"get big\r\n")[:20] == b"VALUE big 0 500000\r\n"
     assert proxy.rss_kb() - rss_before < 60 * 1024  # not 100 MB of queued replies

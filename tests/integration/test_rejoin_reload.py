@@ -11,22 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.helpers import Conn, Memcached, ProxyProcess, pool_config
+from tests.helpers import Conn, Memcached, ProxyProcess, pool_config, wait_until
 
 from memfleet.topology import Topology
 
 pytestmark = pytest.mark.integration
 
 FAST = {"read_timeout": 0.5, "connect_timeout": 0.5, "failure_limit": 2, "retry_timeout": 0.3}
-
-
-def _wait_until(check: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _replicated(
@@ -63,7 +54,7 @@ def _outage_then_rejoin(
         seen.append(conn.request(f"get {k}\r\n".encode()))
     nodes[0].cont_signal()
     up = f"STAT {nodes[0].address}:state up".encode()
-    assert _wait_until(lambda: up in conn.request(b"stats backends\r\n"))
+    assert wait_until(lambda: up in conn.request(b"stats backends\r\n"))
     for reply in seen:
         assert b"old" not in reply
     return changed, deleted, untouched
@@ -85,7 +76,7 @@ def test_rejoin_invalidates_exactly_what_was_missed(
     for k in untouched:
         assert replica0.request(f"get {k}\r\n".encode()) == _value(k, "old")
     # The changed keys were invalidated there, then refilled from the other replica by reads.
-    assert _wait_until(
+    assert wait_until(
         lambda: replica0.request(f"get {changed[0]}\r\n".encode()) == _value(changed[0], "new")
     )
     assert "rejoined" in proxy.log()
@@ -163,7 +154,7 @@ def test_reload_under_load_20_times_with_5_bad_configs(
     proxy.write_config(pool_config(b.address))
     proxy.reload()
     direct_b = Conn(b.port)
-    assert _wait_until(lambda: direct_b.request(b"get load0\r\n") == _value("load0", "ok"), 10)
+    assert wait_until(lambda: direct_b.request(b"get load0\r\n") == _value("load0", "ok"), 10)
     load.finish()
     assert load.errors == []
     assert load.ops > 100
@@ -195,7 +186,7 @@ def test_configmap_symlink_swap_is_picked_up(
     (v2 / "proxy.yaml").write_text(yaml.safe_dump(pool_config(b.address)))
     os.symlink("..v2", cm / "..data.tmp")
     os.replace(cm / "..data.tmp", cm / "..data")
-    assert _wait_until(lambda: conn.request(b"get cm\r\n") == b"END\r\n")
+    assert wait_until(lambda: conn.request(b"get cm\r\n") == b"END\r\n")
     assert conn.request(b"set cm 0 0 1\r\n2\r\n") == b"STORED\r\n"
     assert Conn(b.port).request(b"get cm\r\n") == _value("cm", "2")
     conn.close()

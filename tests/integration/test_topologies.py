@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 from pymemcache.client.base import Client
-from tests.helpers import Conn, Memcached, ProxyProcess
+from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
 
 from memfleet.hashing import Placement
 from memfleet.topology import Topology
@@ -55,15 +54,6 @@ def fleet(
         return Fleet(topo, nodes, proxy_factory(cfg))
 
     return make
-
-
-def _wait_until(check: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_sharded_spreads_keys_by_the_hash_rule(fleet: FleetFactory) -> None:
@@ -182,14 +172,14 @@ def test_local_failover(fleet: FleetFactory) -> None:
     # most local_ttl_max, then the read is served (and refilled) from the cluster.
     assert cluster.request(b"set lf 0 0 1\r\nC\r\n") == b"STORED\r\n"
     fresh = b"VALUE lf 0 1\r\nC\r\nEND\r\n"
-    assert _wait_until(lambda: conn.request(b"get lf\r\n") == fresh, seconds=10)
+    assert wait_until(lambda: conn.request(b"get lf\r\n") == fresh, seconds=10)
 
     # A local miss is served by the cluster and copied into the local tier.
     owner = Conn(f.nodes[f"memcached-{placement.index(b'oc')}"].port)
     assert owner.request(b"set oc 0 0 1\r\nz\r\n") == b"STORED\r\n"
     owner.close()
     assert conn.request(b"get oc\r\n") == b"VALUE oc 0 1\r\nz\r\nEND\r\n"
-    assert _wait_until(lambda: local.request(b"get oc\r\n") == b"VALUE oc 0 1\r\nz\r\nEND\r\n")
+    assert wait_until(lambda: local.request(b"get oc\r\n") == b"VALUE oc 0 1\r\nz\r\nEND\r\n")
     for c in (conn, local, cluster):
         c.close()
 
@@ -214,7 +204,7 @@ def test_gutter_takes_over_with_capped_ttl_and_hands_back(fleet: FleetFactory) -
     f.nodes["memcached-1"].start()
     back = b"VALUE %s 0 4\r\nmain\r\nEND\r\n" % kb
     up = f"STAT {f.nodes['memcached-1'].address}:state up".encode()
-    assert _wait_until(lambda: up in conn.request(b"stats backends\r\n"))
+    assert wait_until(lambda: up in conn.request(b"stats backends\r\n"))
     # The restarted node is empty; now that it is back, writes land on it and reads use it.
     assert conn.request(b"set %s 0 0 4\r\nmain\r\n" % kb) == b"STORED\r\n"
     assert conn.request(b"get %s\r\n" % kb) == back

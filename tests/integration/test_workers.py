@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config, wait_port
+from tests.helpers import (
+    Conn,
+    Memcached,
+    ProxyProcess,
+    free_port,
+    pool_config,
+    wait_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +36,6 @@ def _metric_total(port: int, line_start: str) -> float:
     return -1.0
 
 
-def _wait(check: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_workers_share_the_port_and_sum_their_metrics(
     memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
 ) -> None:
@@ -48,7 +46,7 @@ def test_workers_share_the_port_and_sum_their_metrics(
         ("--watch-interval", "0", "--workers", "2", "--metrics", f"127.0.0.1:{mport}"),
     )
     wait_port(mport)
-    assert _wait(lambda: len(_children(proxy.proc.pid)) == 2)
+    assert wait_until(lambda: len(_children(proxy.proc.pid)) == 2)
     workers = _children(proxy.proc.pid)
 
     def ready() -> bool:
@@ -58,7 +56,7 @@ def test_workers_share_the_port_and_sum_their_metrics(
         except OSError:
             return False
 
-    assert _wait(ready)  # every worker listens
+    assert wait_until(ready)  # every worker listens
     conns: list[Conn] = []
     served: set[bytes] = set()
     while len(conns) < 200 and (len(conns) < 40 or len(served) < 2):
@@ -74,12 +72,12 @@ def test_workers_share_the_port_and_sum_their_metrics(
     proxy.reload()
     direct_b = Conn(b.port)
     for i, c in enumerate(conns):
-        assert _wait(lambda c=c, i=i: c.request(b"set r%d 0 0 1\r\nv\r\n" % i) == b"STORED\r\n"
+        assert wait_until(lambda c=c, i=i: c.request(b"set r%d 0 0 1\r\nv\r\n" % i) == b"STORED\r\n"
                      and direct_b.request(b"get r%d\r\n" % i).startswith(b"VALUE"))  # fmt: skip
 
     # A worker that dies is replaced; the port keeps answering meanwhile.
     os.kill(workers[0], signal.SIGKILL)
-    assert _wait(lambda: len(set(_children(proxy.proc.pid)) - {workers[0]}) == 2)
+    assert wait_until(lambda: len(set(_children(proxy.proc.pid)) - {workers[0]}) == 2)
     fresh = Conn(proxy.port)
     assert fresh.request(b"get w1\r\n").startswith((b"VALUE", b"END"))
     for c in [*conns, fresh, direct_b]:
