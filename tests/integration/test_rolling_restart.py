@@ -77,8 +77,9 @@ def test_restartable_replica_rolls_without_stale_reads(
 
         nodes[rolling].stop()
         nodes[rolling] = _node(tmp_path, rolling, ports[rolling])
-        wait_for(lambda: _answers(ports[rolling]), "warm restart", nodes[rolling])
-        assert "warm restart" in nodes[rolling].log()
+        # The supervisor says "ready (warm restart ...)" once memcached answers it.
+        wait_for(lambda: "warm restart" in nodes[rolling].log(), "warm restart", nodes[rolling])
+        assert _answers(ports[rolling])
         up = f"STAT 127.0.0.1:{ports[rolling]}:state up".encode()
         wait_for(lambda: up in conn.request(b"stats backends\r\n"), "the replica back in service")
 

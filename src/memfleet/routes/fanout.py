@@ -34,20 +34,20 @@ def fill_request(hit: bytes, ttl: int) -> Request | None:
 class _Fastest:
     __slots__ = (
         "cb",
+        "cmd",
         "done",
         "error",
         "hit",
         "miss",
         "missed",
         "remaining",
-        "req",
         "route",
         "token",
     )
 
-    def __init__(self, route: AllFastest, req: Request, cb: ReplyCallback, token: object) -> None:
+    def __init__(self, route: AllFastest, cmd: bytes, cb: ReplyCallback, token: object) -> None:
         self.route = route
-        self.req = req
+        self.cmd = cmd  # all a fill needs to know of the request
         self.cb = cb
         self.token = token
         self.remaining = len(route.children)
@@ -59,7 +59,7 @@ class _Fastest:
 
     def reply(self, index: int, reply: bytes) -> None:
         self.remaining -= 1
-        result = classify(reply)
+        result = Result.HIT if reply[:1] == b"V" else classify(reply)
         if self.done:
             if result is Result.MISS and self.hit:
                 self._fill([index])
@@ -84,7 +84,7 @@ class _Fastest:
 
     def _fill(self, indexes: list[int]) -> None:
         ttl = self.route.fill_ttl
-        if ttl is None or self.req.cmd not in (b"get", b"gets"):
+        if ttl is None or self.cmd not in (b"get", b"gets"):
             return
         for i in indexes:
             req = fill_request(self.hit, ttl)
@@ -105,9 +105,16 @@ class AllFastest(Route):
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Fan out; the first useful reply answers the client."""
-        state = _Fastest(self, req, cb, token)
+        state = _Fastest(self, req.cmd, cb, token)
         for i, child in enumerate(self.children):
             child.send(req, state.reply, i)
+
+    def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
+        """A plain get: every child's own plain-get path, no request object."""
+        state = _Fastest(self, b"get", cb, token)
+        reply = state.reply
+        for i, child in enumerate(self.children):
+            child.send_get(key, wire, reply, i)
 
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
