@@ -88,6 +88,9 @@ class ResponseFramer:
                 eol = find(b"\n", pos)
                 if eol < 0:
                     break
+                if buf[pos] != 86:  # not "V": END, or any one-line reply (the common case)
+                    end = eol + 1
+                    break
                 if startswith(b"VALUE ", pos):
                     # VALUE <key> <flags> <bytes> [<cas>]
                     # (int() ignores the trailing CR; garbage raises ValueError, caught above.)
