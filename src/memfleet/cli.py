@@ -11,8 +11,9 @@ import sys
 import click
 
 from memfleet import __version__
+from memfleet.cli_options import topology_options
 from memfleet.config import ConfigError, load_config, parse_hostport
-from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES, Topology, template_address
+from memfleet.topology import Topology, template_address
 
 DEFAULT_BACKEND_TEMPLATE = "{name}.{statefulset}-headless.default.svc.cluster.local:11211"
 
@@ -189,15 +190,7 @@ async def _run_proxy(
 
 
 @main.command("config")
-@click.option(
-    "--topology", type=click.Choice(TOPOLOGIES), default=DEFAULT_TOPOLOGY, show_default=True
-)
-@click.option("--shards", type=click.IntRange(1, 1024), default=3, show_default=True)
-@click.option("--replicas", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option(
-    "--placement", type=click.Choice(["aligned", "independent"]), default="aligned",
-    show_default=True, help="replicated-sharded: one seed for all replicas, or one each.",
-)  # fmt: skip
+@topology_options("replicated-sharded: one seed for all replicas, or one each.")
 @click.option(
     "--backend-template", default=DEFAULT_BACKEND_TEMPLATE, show_default=True,
     help="Backend address; fields {name} {statefulset} {pool} {role} {replica} {shard}.",

@@ -38,6 +38,7 @@ from typing import Any
 import click
 
 from memfleet.bench import BenchConfig, Sample, key_of, preload, run, value_of
+from memfleet.fleet import pid_alive
 from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES
 
 FAULTS = ("kill-node", "hang-node", "kill-host", "cut-host", "restart-node")
@@ -253,22 +254,12 @@ class Injector(threading.Thread):
             # supervisor notices its memcached's death within half a second.
             pid = int(self.victim["pid"])
             deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             up_pid = self.fleet.state.get("up_pid") or self.fleet.proc.pid
             os.kill(int(up_pid), signal.SIGUSR2)
         else:
             self._fault_cmd("heal-host")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    return False
 
 
 # --- checking the warmed keys ------------------------------------------------------------------

@@ -644,7 +644,8 @@ def read_state(path: Path) -> dict[str, Any]:
     return data
 
 
-def _alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     if not isinstance(pid, int):
         return False
     try:
@@ -653,7 +654,9 @@ def _alive(pid: object) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    with contextlib.suppress(OSError):
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    return False
 
 
 @click.command("status")
@@ -670,8 +673,8 @@ def status_cmd(state_file: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(format_table(data))
-    gone = [n["name"] for n in data["nodes"] if not _alive(n.get("pid"))]
-    if not _alive(data["proxy"].get("pid")):
+    gone = [n["name"] for n in data["nodes"] if not pid_alive(n.get("pid"))]
+    if not pid_alive(data["proxy"].get("pid")):
         gone.append("proxy")
     p = data["proxy"]
     click.echo(f"\nconnect: telnet {p['host']} {p['port']}")

@@ -15,6 +15,9 @@ from typing import Any
 
 from pymemcache.client.base import Client
 
+# Re-exported: the tests check processes the way `memfleet status` does.
+from memfleet.fleet import pid_alive as pid_alive
+
 
 class Cmd:
     """A ``python -m memfleet ...`` process with its output in a log file."""
@@ -100,17 +103,6 @@ def curr_items(port: int, host: str = "127.0.0.1") -> int:
         return int(c.stats()[b"curr_items"])
     finally:
         c.close()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes (its parent has not reaped it yet).
-    with contextlib.suppress(OSError):
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    return False
 
 
 def memcached_on_port(port: int) -> list[int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from memfleet.cli_options import topology_options
 from memfleet.kube.kustomize import base_files, dump_all, write_files
 from memfleet.kube.options import (
     DEFAULT_CSI_DRIVER,
@@ -19,19 +20,11 @@ from memfleet.kube.options import (
 )
 from memfleet.kube.readme import readme
 from memfleet.kube.render import render as render_bundle
-from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES, Topology
+from memfleet.topology import Topology
 
 
 @click.command("render")
-@click.option(
-    "--topology", type=click.Choice(TOPOLOGIES), default=DEFAULT_TOPOLOGY, show_default=True
-)
-@click.option("--shards", type=click.IntRange(1, 1024), default=3, show_default=True)
-@click.option("--replicas", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option(
-    "--placement", type=click.Choice(["aligned", "independent"]), default="aligned",
-    show_default=True, help="replicated-sharded: shard s of every replica on different nodes.",
-)  # fmt: skip
+@topology_options("replicated-sharded: shard s of every replica on different nodes.")
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True)
 @click.option(
     "--memory", "memory_mb", type=click.IntRange(16), default=256, show_default=True,
