@@ -44,6 +44,16 @@ def _outage_then_rejoin(
         assert conn.request(f"set {k} 0 0 3\r\nold\r\n".encode()) == b"STORED\r\n"
     changed, deleted, untouched = keys[:20], keys[20:40], keys[40:]
     nodes[0].stop_signal()
+    # Let the proxy find the hang and mark replica 0 down first: the writes below then never
+    # reach it (a write already in a hung node's socket may still be applied when it
+    # resumes, which would hide a missing invalidation from this test).
+    down = f"STAT {nodes[0].address}:state down".encode()
+    assert wait_until(
+        lambda: (
+            conn.request(b"get probe\r\n") is not None
+            and down in conn.request(b"stats backends\r\n")
+        )
+    )
     seen: list[bytes] = []
     for k in changed:
         conn.send(f"set {k} 0 0 3\r\nnew\r\n".encode())
