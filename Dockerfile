@@ -7,13 +7,15 @@ ARG DEBIAN=debian:bookworm-slim
 
 FROM ${DEBIAN} AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/memfleet
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml setup.py README.md /src/
 COPY src /src/src
-# Every dependency ships binary wheels for amd64 and arm64: no compiler in the image.
-RUN /opt/memfleet/bin/pip install --no-cache-dir --no-compile /src \
+# The proxy's hot path is compiled with mypyc here (setup.py); MEMFLEET_COMPILE=1 makes a failed
+# compile fail the build instead of shipping the slower pure-Python fallback. Only the build
+# stage has a compiler; every dependency ships binary wheels for amd64 and arm64.
+RUN MEMFLEET_COMPILE=1 /opt/memfleet/bin/pip install --no-cache-dir --no-compile /src \
     && /opt/memfleet/bin/python -m compileall -q /opt/memfleet
 
 FROM ${DEBIAN}

@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# A C compiler and Python's headers let setup.py compile the proxy's hot path with mypyc
+# (without them memfleet installs as pure Python, which works but is slower).
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || need_apt+=(python3-dev)
 # pylibmc (a dev dependency: the binary-protocol client tests) builds against libmemcached.
 [ -e /usr/include/libmemcached/memcached.h ] || need_apt+=(libmemcached-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then

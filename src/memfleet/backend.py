@@ -22,6 +22,8 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any, cast
 
+from mypy_extensions import mypyc_attr
+
 from memfleet.config import BackendOptions
 from memfleet.limits import LimitEvents
 from memfleet.protocol import errors
@@ -311,6 +313,8 @@ class LatencyHistogram:
         self.count += n
 
 
+# Compiled; tests subclass it in Python to script a backend.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Backend:
     """One memcached server as the proxy sees it: address, options, connections, health."""
 

@@ -23,17 +23,20 @@ TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 REQUEST_TOO_SLOW = b"CLIENT_ERROR request not received in time\r\n"
 
 
+# Also the order of the ``STAT`` lines; a module constant because compiled classes do not
+# expose ``__slots__``.
+LIMIT_COUNTERS = (
+    "idle_closed",
+    "inflight_paused",
+    "rejected_connections",
+    "slow_closed",
+    "stalled_closed",
+    "too_large",
+)
+
+
 class LimitCounters:
     """How often each limit was hit (``stats``, metrics)."""
-
-    __slots__ = (
-        "idle_closed",
-        "inflight_paused",
-        "rejected_connections",
-        "slow_closed",
-        "stalled_closed",
-        "too_large",
-    )
 
     def __init__(self) -> None:
         self.rejected_connections = 0
@@ -45,7 +48,7 @@ class LimitCounters:
 
     def lines(self) -> list[tuple[str, object]]:
         """``STAT`` lines."""
-        return [(name, getattr(self, name)) for name in self.__slots__]
+        return [(name, getattr(self, name)) for name in LIMIT_COUNTERS]
 
 
 class LimitEvents:

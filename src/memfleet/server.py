@@ -136,7 +136,9 @@ class Proxy:
             reuse_port=reuse_port,
             ssl=tls,
         )
-        sock = self._server.sockets[0].getsockname()
+        # uvloop hands back a list where typeshed says tuple; compiled code checks the type.
+        sockets: Any = cast(Any, self._server).sockets
+        sock = sockets[0].getsockname()
         self.sweeper.start()
         log.info("memfleet proxy listening on %s:%d", sock[0], sock[1])
         return str(sock[0]), int(sock[1])

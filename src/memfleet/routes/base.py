@@ -12,6 +12,8 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
+from mypy_extensions import mypyc_attr
+
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Request
 
@@ -22,6 +24,8 @@ def drop(_token: object, _reply: bytes) -> None:
     """Reply callback for copies nobody waits for (noreply, split, allasync, fills)."""
 
 
+# Compiled with the rest of the hot path; plugins and tests may still subclass it in Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Route(ABC):
     """A node of the route tree."""
 

@@ -1,0 +1,120 @@
+"""Build memfleet, compiling the proxy's hot path to C with mypyc where a compiler is available.
+
+Everything else about the package lives in pyproject.toml; this file only adds the compiled
+modules. ``MEMFLEET_COMPILE`` chooses:
+
+- unset or ``auto``: compile when a C compiler and Python's headers are present, otherwise
+  install pure Python and say so (the proxy works either way, only slower);
+- ``1``: compile, and fail the install if that is not possible (CI uses this, so a broken
+  compile cannot hide behind the fallback);
+- ``0``: pure Python.
+
+The compiled modules are the same source files; ``MEMFLEET_PURE_PYTHON=1`` at run time makes an
+installed package ignore them (see ``memfleet/_loader.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+
+# The modules a request passes through, plus the ones that subclass or are subclassed by them
+# (a compiled class can only be extended by another compiled class, except where marked).
+COMPILED = [
+    "memfleet/protocol/buffer.py",
+    "memfleet/protocol/errors.py",
+    "memfleet/protocol/requests.py",
+    "memfleet/protocol/parse.py",
+    "memfleet/protocol/responses.py",
+    "memfleet/protocol/binary.py",
+    "memfleet/hashing.py",
+    "memfleet/limits.py",
+    "memfleet/backend.py",
+    "memfleet/pool.py",
+    "memfleet/routes/base.py",
+    "memfleet/routes/pool.py",
+    "memfleet/routes/fanout.py",
+    "memfleet/routes/failover.py",
+    "memfleet/routes/modify.py",
+    "memfleet/routes/misc.py",
+    "memfleet/routes/command.py",
+    "memfleet/server.py",
+    "memfleet/binary_server.py",
+]
+
+# Type-checking for compilation only: the build environment does not have the runtime
+# dependencies (pydantic, uvloop...), and the strict project settings are enforced by CI's own
+# mypy run, not here.
+MYPY_BUILD_CONFIG = """\
+[mypy]
+python_version = 3.11
+ignore_missing_imports = True
+follow_imports = silent
+"""
+
+
+def _mode() -> str:
+    mode = os.environ.get("MEMFLEET_COMPILE", "auto").strip().lower()
+    if mode not in ("auto", "0", "1"):
+        sys.exit(f"setup.py: MEMFLEET_COMPILE={mode!r}: must be auto, 0 or 1")
+    return mode
+
+
+def _toolchain_missing() -> str | None:
+    """Why this machine cannot compile extensions, or None if it can."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc}) on PATH"
+    include = sysconfig.get_paths().get("include", "")
+    if not (Path(include) / "Python.h").exists():
+        return f"Python headers missing ({include}/Python.h; install python3-dev)"
+    return None
+
+
+class _BuildExt(build_ext):
+    """build_ext that, in auto mode, falls back to pure Python if the C build itself fails."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            if _mode() == "1":
+                raise
+            print(
+                f"memfleet: compiling the hot path failed ({exc}); installing pure Python",
+                file=sys.stderr,
+            )
+
+
+def _extensions() -> list[object]:
+    mode = _mode()
+    if mode == "0":
+        return []
+    missing = _toolchain_missing()
+    if missing is not None:
+        if mode == "1":
+            sys.exit(f"setup.py: MEMFLEET_COMPILE=1 but {missing}")
+        print(f"memfleet: {missing}; installing pure Python (slower)", file=sys.stderr)
+        return []
+    from mypyc.build import mypycify
+
+    fd, cfg = tempfile.mkstemp(suffix=".ini", prefix="memfleet-mypyc-")
+    with os.fdopen(fd, "w") as f:
+        f.write(MYPY_BUILD_CONFIG)
+    try:
+        paths = [f"src/{p}" for p in COMPILED]
+        return list(mypycify(["--config-file", cfg, *paths], opt_level="3", group_name="memfleet"))
+    finally:
+        os.unlink(cfg)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": _BuildExt})
