@@ -38,6 +38,7 @@ COMPILED = [
     "memfleet/protocol/binary.py",
     "memfleet/hashing.py",
     "memfleet/limits.py",
+    "memfleet/stats.py",
     "memfleet/backend.py",
     "memfleet/pool.py",
     "memfleet/routes/base.py",

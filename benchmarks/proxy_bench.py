@@ -9,8 +9,10 @@ loopback ports, preloads the key space through the target, runs a closed-loop lo
 RESULTS.md) and optionally written as JSON.
 
 Targets: ``direct`` (the load generator talks to one memcached: the floor), ``twemproxy``
-(nutcracker over all backends) and ``memfleet``. Modes: ``nonpipelined`` (memcaslap, one
-request in flight per connection) and ``pipelined`` (pipeload.py, 16 requests per batch).
+(nutcracker over all backends), ``memfleet`` (as installed: compiled with mypyc when it could
+be) and ``memfleet-pure`` (the same with MEMFLEET_PURE_PYTHON=1, the pure-Python fallback).
+Modes: ``nonpipelined`` (memcaslap, one request in flight per connection) and ``pipelined``
+(pipeload.py, 16 requests per batch).
 
 Usage: python benchmarks/proxy_bench.py [--runs 3] [--duration 10] [--json out.json]
        [--proxies direct,twemproxy,memfleet] [--markdown]
@@ -44,7 +46,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PIPELOAD = HERE / "pipeload.py"
-TARGETS = ("direct", "twemproxy", "memfleet")
+TARGETS = ("direct", "twemproxy", "memfleet", "memfleet-pure")
 MODES = ("nonpipelined", "pipelined")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOOPBACK = "127.0.0.1"
@@ -104,7 +106,9 @@ class Fleet:
         self.workdir = workdir
         self.procs: list[Managed] = []
 
-    def spawn(self, name: str, argv: Sequence[str], cpu: int | None) -> Managed:
+    def spawn(
+        self, name: str, argv: Sequence[str], cpu: int | None, env: dict[str, str] | None = None
+    ) -> Managed:
         """Start ``argv`` (pinned to ``cpu`` via taskset) with output going to a log file."""
         full = ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
         log = self.workdir / f"{name}.log"
@@ -115,6 +119,7 @@ class Fleet:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         proc = Managed(name, popen, log)
         self.procs.append(proc)
@@ -218,13 +223,14 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
-def cpu_ticks(pids: Sequence[int]) -> dict[int, int]:
-    """utime+stime (fields 14 and 15 of /proc/PID/stat, clock ticks) per live pid."""
+def cpu_ticks(pids: Sequence[int], user_only: bool = False) -> dict[int, int]:
+    """utime+stime (fields 14 and 15 of /proc/PID/stat, clock ticks) per live pid; only
+    utime with ``user_only``."""
     out: dict[int, int] = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is not None:
-            out[pid] = int(fields[11]) + int(fields[12])
+            out[pid] = int(fields[11]) + (0 if user_only else int(fields[12]))
     return out
 
 
@@ -547,11 +553,14 @@ def start_target(fleet: Fleet, target: str, s: Settings) -> Started:
         argv += ["-s", str(free_port()), "-a", LOOPBACK, "-p", str(fleet.workdir / "nc.pid")]
         proc = fleet.spawn("nutcracker", argv, s.server_cpu)
         proc.log = nc_log  # nutcracker reports its errors there, not on stderr
-    elif target == "memfleet":
+    elif target in ("memfleet", "memfleet-pure"):
         conf = fleet.workdir / "memfleet.yml"
         conf.write_text(memfleet_config(listen, ports, s.memfleet_config))
         argv = [*s.memfleet_cmd, "--config", str(conf), "--listen", f"{LOOPBACK}:{listen}"]
-        proc = fleet.spawn("memfleet", argv, s.server_cpu)
+        env = {k: v for k, v in os.environ.items() if k != "MEMFLEET_PURE_PYTHON"}
+        if target == "memfleet-pure":
+            env["MEMFLEET_PURE_PYTHON"] = "1"
+        proc = fleet.spawn(target, argv, s.server_cpu, env)
     else:
         raise ValueError(f"unknown target {target!r}")
     wait_ready(proc, listen, s.ready_timeout)
@@ -598,9 +607,11 @@ def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) ->
         all_before, wall_before = total_busy_ticks(), time.monotonic()
         sys_before = cpu_times(cpus)
         tgt_before = cpu_ticks(process_tree(started.target_root.pid))
+        tgt_user_before = cpu_ticks(process_tree(started.target_root.pid), user_only=True)
         be_before = cpu_ticks(backend_pids)
         res = run_load(fleet, started.port, mode, wl)
         tgt_after = cpu_ticks(process_tree(started.target_root.pid))
+        tgt_user_after = cpu_ticks(process_tree(started.target_root.pid), user_only=True)
         be_after = cpu_ticks(backend_pids)
         sys_after = cpu_times(cpus)
         all_after, wall_after = total_busy_ticks(), time.monotonic()
@@ -619,6 +630,8 @@ def measure(target: str, mode: str, s: Settings, wl: Workload, workdir: Path) ->
     res["backend_cpu_s"] = be_s
     res["loadgen_cpu_s"] = gen_cpu_s
     res["cpu_us_per_req"] = tgt_s * 1e6 / ops if ops else math.nan
+    user_s = ticks_delta(tgt_user_before, tgt_user_after) / CLK_TCK
+    res["user_cpu_us_per_req"] = user_s * 1e6 / ops if ops else math.nan
     res["backend_cpu_us_per_req"] = be_s * 1e6 / ops if ops else math.nan
     srv_busy_s = (sys_after[s.server_cpu][0] - sys_before[s.server_cpu][0]) / CLK_TCK
     res["server_cpu_total_us_per_req"] = srv_busy_s * 1e6 / ops if ops else math.nan
@@ -643,6 +656,7 @@ METRICS = (
     "p50_us",
     "p99_us",
     "cpu_us_per_req",
+    "user_cpu_us_per_req",
     "backend_cpu_us_per_req",
     "errors",
     "server_cpu_busy_pct",
@@ -676,11 +690,12 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
     """memfleet/twemproxy ratio of CPU µs per request, per mode where both were measured."""
     out: dict[str, float] = {}
-    for mode in MODES:
-        mf = summary.get("memfleet", {}).get(mode)
-        tw = summary.get("twemproxy", {}).get(mode)
-        if mf and tw and tw["cpu_us_per_req"] > 0:
-            out[mode] = mf["cpu_us_per_req"] / tw["cpu_us_per_req"]
+    for target, label in (("memfleet", ""), ("memfleet-pure", ", pure Python")):
+        for mode in MODES:
+            mf = summary.get(target, {}).get(mode)
+            tw = summary.get("twemproxy", {}).get(mode)
+            if mf and tw and tw["cpu_us_per_req"] > 0:
+                out[mode + label] = mf["cpu_us_per_req"] / tw["cpu_us_per_req"]
     return out
 
 
@@ -693,6 +708,7 @@ def _fmt_row(target: str, mode: str, m: dict[str, Any]) -> list[str]:
         f"{approx}{m['p50_us']:,.0f}",
         f"{approx}{m['p99_us']:,.0f}",
         f"{m['cpu_us_per_req']:.2f}",
+        f"{m['user_cpu_us_per_req']:.2f}",
         f"{m['backend_cpu_us_per_req']:.2f}",
         f"{m['errors']:.0f}",
         f"{m['server_cpu_busy_pct']:.0f}/{m['client_cpu_busy_pct']:.0f}",
@@ -707,6 +723,7 @@ HEADERS = [
     "p50 µs",
     "p99 µs",
     "CPU µs/req",
+    "of which user",
     "backends CPU µs/req",
     "errors",
     "CPU busy % srv/gen",
@@ -809,7 +826,19 @@ def machine_info(s: Settings, memcaslap: str) -> dict[str, str]:
         "nutcracker": _first_line([s.nutcracker, "-V"]),
         "memcaslap": _first_line([memcaslap, "-V"]),
         "python": f"{platform.python_version()} (uvloop {uv})",
+        "memfleet build": _memfleet_build(),
     }
+
+
+def _memfleet_build() -> str:
+    """Whether the memfleet under test runs its compiled hot path (the ``memfleet`` target)."""
+    try:
+        import memfleet
+    except ImportError:
+        return "memfleet not importable here"
+    if os.environ.get("MEMFLEET_PURE_PYTHON"):
+        return "MEMFLEET_PURE_PYTHON is set in this shell: unset it to measure the compiled build"
+    return "compiled with mypyc" if memfleet.is_compiled() else "pure Python (not compiled)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,9 +65,9 @@ class BackendConnection:
     """A pipelined connection to one backend, reconnected on demand after a failure."""
 
     __slots__ = (
+        "_cbs",
         "_connecting",
         "_draining",
-        "_fifo",
         "_flush_handle",
         "_framer",
         "_last_activity",
@@ -76,13 +76,20 @@ class BackendConnection:
         "_marks",
         "_out",
         "_timer",
+        "_tokens",
+        "_waiting",
         "backend",
     )
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._loop = asyncio.get_running_loop()
-        self._fifo: deque[tuple[ReplyCallback, Any]] = deque()
+        # The FIFO of requests awaiting a reply: callbacks and tokens side by side, consumed
+        # from index ``_waiting`` on. Two plain lists rather than a deque of pairs: no tuple
+        # per request, and list indexing is a primitive in the compiled build.
+        self._cbs: list[ReplyCallback] = []
+        self._tokens: list[Any] = []
+        self._waiting = 0
         self._out: list[bytes] = []
         self._link: _Link | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -97,28 +104,39 @@ class BackendConnection:
     @property
     def in_flight(self) -> int:
         """Requests sent or queued and not yet answered."""
-        return len(self._fifo)
+        return len(self._cbs) - self._waiting
+
+    def _take_pending(self) -> list[tuple[ReplyCallback, Any]]:
+        """Empty the FIFO, returning what it held (to be failed)."""
+        w = self._waiting
+        pending = list(zip(self._cbs[w:], self._tokens[w:], strict=True))
+        self._cbs = []
+        self._tokens = []
+        self._waiting = 0
+        return pending
 
     def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
         """Queue one request; ``cb(token, reply)`` is called with its reply or a failure."""
-        fifo = self._fifo
-        if len(fifo) >= self.backend.max_queue:
+        cbs = self._cbs
+        queued = len(cbs) - self._waiting
+        if queued >= self.backend.max_queue:
             # A backend that cannot keep up must not make the proxy's memory grow: the
             # excess fails at once (an error result, so failover routes move on).
             self.backend.queue_full += 1
             _limit_events.warning(
                 "backend_queue", "backend %s: %d requests queued (max_backend_queue); "
-                "failing the excess", self.backend.name, len(fifo),
+                "failing the excess", self.backend.name, queued,
             )  # fmt: skip
             cb(token, _QUEUE_FULL)
             return
-        if not fifo:
+        if not queued:
             self._last_activity = self._loop.time()
             if self._timer is None:
                 self._timer = self._loop.call_later(
                     self.backend.options.read_timeout, self._check_timeout
                 )
-        self._fifo.append((cb, token))
+        cbs.append(cb)
+        self._tokens.append(token)
         self._out.append(wire)
         if self._flush_handle is None:
             if self._link is not None and self._link.transport is not None:
@@ -175,8 +193,10 @@ class BackendConnection:
         if not replies:
             self._last_activity = self._loop.time()
             return
-        fifo = self._fifo
-        if len(replies) > len(fifo):
+        cbs = self._cbs
+        tokens = self._tokens
+        w = self._waiting
+        if len(replies) > len(cbs) - w:
             self._fail("backend sent more replies than requests")
             return
         self._last_activity = self._loop.time()
@@ -184,9 +204,24 @@ class BackendConnection:
         if self._marks is not None:
             self._observe(len(replies))
         for reply in replies:
-            cb, token = fifo.popleft()
+            cb = cbs[w]
+            token = tokens[w]
+            w += 1
+            self._waiting = w  # before the call: a callback may send more on this connection
             cb(token, reply)
-        if self._draining and not fifo:
+            if self._cbs is not cbs:
+                return  # the callback failed or closed this connection: the rest was answered
+        n = len(cbs)
+        if w == n:
+            cbs.clear()
+            tokens.clear()
+            self._waiting = 0
+        elif w > 4096 and w * 2 > n:
+            # A connection that never drains (steady pipelining) still gets compacted.
+            del cbs[:w]
+            del tokens[:w]
+            self._waiting = 0
+        if self._draining and not self.in_flight:
             self.close()
 
     def _observe(self, n: int) -> None:
@@ -208,7 +243,7 @@ class BackendConnection:
 
     def _check_timeout(self) -> None:
         self._timer = None
-        if not self._fifo:
+        if not self.in_flight:
             return
         timeout = self.backend.options.read_timeout
         if self._connecting is not None:
@@ -236,15 +271,14 @@ class BackendConnection:
         self._out = []
         if self._marks is not None:
             self._marks.clear()
-        pending = self._fifo
-        self._fifo = deque()
+        pending = self._take_pending()
         self.backend.record_failure(reason, len(pending))
         for cb, token in pending:
             cb(token, _FAILURE)
 
     def drain(self) -> None:
         """Close once the requests in flight are answered (a backend a reload removed)."""
-        if not self._fifo:
+        if not self.in_flight:
             self.close()
             return
         self._draining = True
@@ -256,13 +290,12 @@ class BackendConnection:
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
-        if self._fifo or self._link is not None:
+        if self.in_flight or self._link is not None:
             link = self._link
             self._link = None
             if link is not None and link.transport is not None:
                 link.transport.close()
-            pending = self._fifo
-            self._fifo = deque()
+            pending = self._take_pending()
             if self._marks is not None:
                 self._marks.clear()
             for cb, token in pending:

@@ -217,8 +217,9 @@ class ClientConnection(asyncio.Protocol):
 
     # Slotted: a proxy holds thousands of idle connections, each one of these.
     __slots__ = (
-        "_authed", "_close_at", "_flush_handle", "_head", "_inflight_paused", "_loop",
-        "_max_inflight", "_next", "_out", "_ready", "_registered", "_write_paused",
+        "_authed", "_close_at", "_flush_handle", "_get_cb", "_head", "_inflight_paused",
+        "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered", "_write",
+        "_write_paused",
         "idle_for", "parser", "partial_for", "peer", "proxy", "stalled_for", "stats",
         "sweep_next", "transport",
     )  # fmt: skip
@@ -228,6 +229,10 @@ class ClientConnection(asyncio.Protocol):
         self.stats = proxy.stats
         self.parser = proxy.new_parser()
         self.transport: asyncio.Transport | None = None
+        # The transport's write, bound once: every reply goes through it.
+        self._write: Callable[[bytes], object] | None = None
+        # Bound once too, instead of a new bound method for every get.
+        self._get_cb: Callable[[int, bytes], None] = self._deliver_get
         self.peer: Any = None
         self._next = 0  # sequence number of the next request that expects a reply
         self._head = 0  # sequence number of the next reply to write
@@ -267,6 +272,7 @@ class ClientConnection(asyncio.Protocol):
             t.close()
             return
         self.transport = t
+        self._write = t.write
         self._registered = True
         t.set_write_buffer_limits(high=limits.max_pending_bytes)
         self.proxy.clients.add(self)
@@ -274,6 +280,7 @@ class ClientConnection(asyncio.Protocol):
         self.stats.total_connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._write = None
         if self.transport is not None and self._registered:
             self.transport = None
             self._registered = False
@@ -347,50 +354,57 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if data[:4] == b"get " and self.parser.can_bypass():
+        if data.startswith(b"get ") and self.parser.can_bypass():
             n = len(data)
-            if (
-                data[-2:] == b"\r\n"
-                and 6 < n <= 256
-                and data.find(b" ", 4) < 0
-                and data.find(b"\n") == n - 1
-            ):
-                # One plain get, the most common read there is: no loop, no parsed request.
-                self.stats.cmd_get += 1
-                seq = self._next
-                self._next = seq + 1
-                self.proxy.root.send_get(data[4:-2], data, self._deliver_get, seq)
-                return
-            pos = self._plain_gets(data)
-            if pos < len(data):
-                for req in self.parser.feed(data[pos:]):
+            if data.endswith(b"\r\n") and 6 < n <= 256:
+                key = data[4:-2]
+                # Bytes membership by int: with a bytes argument CPython first tries it as an
+                # int and builds (then drops) a TypeError, which costs more than the search.
+                if 32 not in key and 10 not in key:  # no space, no newline
+                    # One plain get, the most common read there is: no loop, no parsed request.
+                    self.stats.cmd_get += 1
+                    seq = self._next
+                    self._next = seq + 1
+                    self.proxy.root.send_get(key, data, self._get_cb, seq)
+                    return
+            # Pipelined requests: plain gets take the fast path, anything else (a set...) is
+            # parsed on its own, and the gets after it go fast again.
+            pos = self._plain_gets(data, 0)
+            n = len(data)
+            while pos < n:
+                reqs, pos = self.parser.feed_one(data, pos)
+                for req in reqs:
                     self.dispatch(req)
+                if pos < n:
+                    pos = self._plain_gets(data, pos)
         else:
             for req in self.parser.feed(data):
                 self.dispatch(req)
         if self._next - self._head > self._max_inflight:
             self._too_many_in_flight()
 
-    def _plain_gets(self, data: bytes) -> int:
+    def _plain_gets(self, data: bytes, pos: int) -> int:
         """Fast path for the most common requests there are: ``get <key>\\r\\n`` lines, alone
         or pipelined, go to their route as the client's own bytes, with no parsed request
-        object. Returns where the first request that needs the parser starts."""
-        pos = 0
+        object. Starts at ``pos``; returns where the first request that needs the parser
+        starts."""
         n = len(data)
         root = self.proxy.root
-        cb = self._deliver_get
+        cb = self._get_cb
         first = seq = self._next
-        while data.startswith(b"get ", pos):
+        # A slice compared, not startswith(prefix, pos): a primitive in the compiled build.
+        while data[pos : pos + 4] == b"get ":
             eol = data.find(b"\n", pos)
             # Anything unusual (no CR, a second key, a key too long or empty) is the parser's.
             if eol < 0 or data[eol - 1] != 13 or not 7 <= eol - pos <= 255:
                 break
-            if data.find(b" ", pos + 4, eol) >= 0:
+            key = data[pos + 4 : eol - 1]
+            if 32 in key:  # a second key: the parser's (an int operand: see data_received)
                 break
             wire = data if pos == 0 and eol == n - 1 else data[pos : eol + 1]
             # The slot is taken before sending: a down backend answers synchronously.
             self._next = seq + 1
-            root.send_get(data[pos + 4 : eol - 1], wire, cb, seq)
+            root.send_get(key, wire, cb, seq)
             seq += 1
             pos = eol + 1
         self.stats.cmd_get += seq - first
@@ -529,7 +543,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _merge_get(self, parts: list[bytes]) -> bytes:
         for p in parts:
-            if p[:1] == b"V":
+            if p.startswith(b"V"):
                 self.stats.get_hits += 1
             else:
                 self.stats.get_misses += 1
@@ -569,15 +583,16 @@ class ClientConnection(asyncio.Protocol):
     # -- replies -------------------------------------------------------------------------
 
     def _deliver_get(self, seq: int, reply: bytes) -> None:
-        if reply[:1] == b"V":
+        if reply.startswith(b"V"):
             self.stats.get_hits += 1
         else:
             self.stats.get_misses += 1
         if seq == self._head and seq + 1 == self._next and not self._out and self._close_at < 0:
             # The only request in flight: its reply goes out now (nothing to order it with).
             self._head = seq + 1
-            if self.transport is not None:
-                self.transport.write(reply)
+            write = self._write
+            if write is not None:
+                write(reply)
             if self._inflight_paused:
                 self._in_flight_drained()
             return

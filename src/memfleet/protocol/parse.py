@@ -135,28 +135,42 @@ class RequestParser:
         out: list[Request] = []
         # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
         self._pending = out
-        self._parse(buf, out)
+        self._parse(buf, out, 0, False)
         self.parsed += len(out)
         return out
 
+    def feed_one(self, buf: bytes, pos: int) -> tuple[list[Request], int]:
+        """Parse only the request starting at ``buf[pos]``, for the server's fast path, which
+        walks a read itself and hands over one request it does not handle (a ``set`` among
+        pipelined gets). Call it only after ``can_bypass()`` (nothing is buffered). Returns
+        the requests produced (normally one) and where the next request starts; if this one
+        is incomplete, the rest is kept exactly as ``feed`` keeps it and ``len(buf)`` comes
+        back."""
+        out: list[Request] = []
+        self._pending = out
+        nxt = self._parse(buf, out, pos, True)
+        self.parsed += len(out)
+        return out, nxt
+
     # -- framing -------------------------------------------------------------------------
 
-    def _parse(self, buf: bytes, out: list[Request]) -> None:
-        pos = 0
+    def _parse(self, buf: bytes, out: list[Request], pos: int, one: bool) -> int:
+        """Parse from ``pos`` (only one request if ``one``); return where parsing stopped,
+        ``len(buf)`` when the rest was kept, swallowed or the connection is closing."""
         n = len(buf)
         handlers = _HANDLERS
         while pos < n:
             eol = buf.find(b"\n", pos)
             if eol < 0:
                 self._partial_line(buf, pos, out)
-                return
+                return n
             if eol - pos > PARTIAL_LINE_LIMIT and (
                 eol - pos > self.max_line_length or not self._is_get(buf, pos)
             ):
                 # memcached drops such a line only when a read ends inside it; here the rule
                 # holds whatever the read boundaries, so a client sees one behaviour.
                 self._close(out, errors.LINE_TOO_LONG)
-                return
+                return n
             end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
             tokens = buf[pos:end].split(b" ")
             if b"" in tokens:
@@ -164,23 +178,30 @@ class RequestParser:
                 if not tokens:
                     out.append(_local(errors.ERROR))
                     pos = eol + 1
+                    if one:
+                        return pos
                     continue
             handler = handlers.get(tokens[0])
             if handler is None:
                 out.append(_local(errors.ERROR))
                 pos = eol + 1
+                if one:
+                    return pos
                 continue
             # A handler returns where the next request starts; -1 means "wait for more".
             nxt = handler(self, tokens, buf, pos, eol + 1)
             if nxt < 0:
-                return
+                return n
             if nxt > n:
                 # A value too large to store is swallowed as it arrives.
                 self._swallow = nxt - n
-                return
+                return n
             pos = nxt
             if self._closed:
-                return
+                return n
+            if one:
+                return pos
+        return pos
 
     @staticmethod
     def _is_get(buf: bytes, pos: int) -> bool:

@@ -30,12 +30,11 @@ class Result(IntEnum):
 
 def classify(reply: bytes) -> Result:
     """The result class of one framed reply."""
-    c = reply[:1]
-    if c == b"V":  # VALUE / VA
+    if reply.startswith(b"V"):  # VALUE / VA
         return Result.HIT
-    if reply == b"END\r\n" or (reply[:2] == b"EN" and reply[2:3] in (b"\r", b" ")):
+    if reply.startswith(b"EN") and (reply == b"END\r\n" or reply[2:3] in (b"\r", b" ")):
         return Result.MISS
-    if c in (b"S", b"C", b"E") and (
+    if (
         reply.startswith(b"SERVER_ERROR")
         or reply.startswith(b"CLIENT_ERROR")
         or reply.startswith(b"ERROR")
@@ -80,7 +79,6 @@ class ResponseFramer:
         start = 0
         need = 0  # when a data block is cut off: the bytes its reply needs in all
         find = buf.find
-        startswith = buf.startswith
         while start < n:
             pos = start
             end = -1
@@ -91,18 +89,47 @@ class ResponseFramer:
                 if buf[pos] != 86:  # not "V": END, or any one-line reply (the common case)
                     end = eol + 1
                     break
-                if startswith(b"VALUE ", pos):
-                    # VALUE <key> <flags> <bytes> [<cas>]
-                    # (int() ignores the trailing CR; garbage raises ValueError, caught above.)
-                    size = int(buf[pos:eol].split(b" ", 4)[3])
-                    if size < 0:
-                        raise ValueError("negative length")
+                # Slices compared rather than startswith(prefix, pos): the compiled build has a
+                # primitive for these, while a positional startswith is a full method call.
+                if buf[pos : pos + 6] == b"VALUE ":
+                    # VALUE <key> <flags> <bytes> [<cas>]: the numbers are read in place from
+                    # the end of the line (no split into new objects, no search calls). Which
+                    # one is <bytes> depends on whether a <cas> follows it, i.e. whether a space
+                    # separates key and flags before the second-last number.
+                    i = eol - 2
+                    if buf[i + 1] != 13:
+                        raise ValueError("VALUE line without CR")
+                    last = 0
+                    scale = 1
+                    c = buf[i]
+                    while 48 <= c <= 57:
+                        last += (c - 48) * scale
+                        scale *= 10
+                        i -= 1
+                        c = buf[i]
+                    if c != 32 or scale == 1:
+                        raise ValueError("bad VALUE line")
+                    i -= 1
+                    prev = 0
+                    scale = 1
+                    c = buf[i]
+                    while 48 <= c <= 57:
+                        prev += (c - 48) * scale
+                        scale *= 10
+                        i -= 1
+                        c = buf[i]
+                    if c != 32 or scale == 1 or i <= pos + 6:
+                        raise ValueError("bad VALUE line")
+                    size = prev if 32 in buf[pos + 6 : i] else last
                     pos = eol + 3 + size
                     if pos > n:
                         need = pos - start
                         break
+                    if buf[pos : pos + 5] == b"END\r\n":
+                        end = pos + 5  # a one-key get's hit: no search for the END line
+                        break
                     continue
-                if startswith(b"VA ", pos):
+                if buf[pos : pos + 3] == b"VA ":
                     size = int(buf[pos + 3 : eol].split(b" ", 1)[0])
                     if size < 0:
                         raise ValueError("negative length")
@@ -136,7 +163,7 @@ def merge_get_replies(parts: list[bytes]) -> bytes:
     failed = 0
     first_error = b""
     for p in parts:
-        if p[:1] == b"V":
+        if p.startswith(b"V"):
             body.append(p[:-5] if p.endswith(b"END\r\n") else p)
         elif p != errors.END:
             failed += 1

@@ -59,11 +59,12 @@ class _Fastest:
 
     def reply(self, index: int, reply: bytes) -> None:
         self.remaining -= 1
-        result = Result.HIT if reply[:1] == b"V" else classify(reply)
         if self.done:
-            if result is Result.MISS and self.hit:
+            # A late copy: only a miss that a fill will repair is worth classifying.
+            if self.hit and self.route.fill_ttl is not None and classify(reply) is Result.MISS:
                 self._fill([index])
             return
+        result = Result.HIT if reply.startswith(b"V") else classify(reply)
         if result is Result.ERROR:
             if not self.error:
                 self.error = reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 import xxhash
 
@@ -13,9 +14,10 @@ from memfleet.protocol.errors import BACKEND_FAILURE as FAILURE
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
 
-_xxh3 = xxhash.xxh3_64_intdigest
+# Final: the compiled build keeps these in C variables instead of looking them up per call.
+_xxh3: Final = xxhash.xxh3_64_intdigest
 
-_WRITES = frozenset(
+_WRITES: Final = frozenset(
     {
         b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"delete", b"incr", b"decr",
         b"touch", b"ms", b"md", b"ma",

@@ -133,3 +133,64 @@ def test_garbage_never_raises_and_stays_bounded(data: bytes, cuts: list[int]) ->
             assert isinstance(r, Request)
         prev = max(prev, c)
         assert p.buffered <= 2048 + 2048 + 4
+
+
+def feed_like_the_fast_path(p: RequestParser, chunk: bytes) -> list[Request]:
+    """What the server does with a read: request by request with feed_one when nothing is
+    buffered, otherwise feed."""
+    if not p.can_bypass():
+        return p.feed(chunk)
+    got: list[Request] = []
+    pos = 0
+    while pos < len(chunk):
+        reqs, nxt = p.feed_one(chunk, pos)
+        assert nxt > pos
+        got += reqs
+        pos = nxt
+    return got
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(SESSION)), max_size=12))
+@settings(max_examples=300)
+def test_one_request_at_a_time_gives_the_same_requests(cuts: list[int]) -> None:
+    whole = summary(parse_all(SESSION))
+    p = RequestParser()
+    got: list[Request] = []
+    prev = 0
+    for c in [*sorted(cuts), len(SESSION)]:
+        got += feed_like_the_fast_path(p, SESSION[prev:c])
+        prev = c
+    assert summary(got) == whole
+    assert p.parsed == len(whole)
+
+
+def test_feed_one_swallows_a_too_large_value_and_stops_at_a_close() -> None:
+    p = RequestParser(max_item_size=4)
+    assert p.can_bypass()
+    reqs, nxt = p.feed_one(b"set k 0 0 10\r\n0123", 0)
+    assert [r.wire for r in reqs] == [errors.TOO_LARGE, b"delete k\r\n"]
+    assert nxt == len(b"set k 0 0 10\r\n0123")
+    # The rest of the value (and its CRLF) is swallowed as it arrives, then parsing goes on.
+    assert summary(p.feed(b"456789\r\nget a\r\n")) == summary(parse_all(b"get a\r\n"))
+    q = RequestParser()
+    assert q.can_bypass()
+    reqs, nxt = q.feed_one(b"quit\r\nget a\r\n", 0)
+    assert [r.kind for r in reqs] == [Kind.QUIT]
+    assert nxt == len(b"quit\r\nget a\r\n")
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6))
+@settings(max_examples=300)
+def test_garbage_one_request_at_a_time_matches_feed(data: bytes, cuts: list[int]) -> None:
+    a = RequestParser(max_item_size=2048, max_line_length=2048)
+    b = RequestParser(max_item_size=2048, max_line_length=2048)
+    a.can_bypass()  # both have "spoken text" (no binary handover), as the fast path implies
+    got_a: list[Request] = []
+    got_b: list[Request] = []
+    prev = 0
+    for c in [*sorted(cuts), len(data)]:
+        chunk = data[prev:c] if c > prev else b""
+        prev = max(prev, c)
+        got_a += a.feed(chunk)
+        got_b += feed_like_the_fast_path(b, chunk)
+    assert summary(got_b) == summary(got_a)
