@@ -170,6 +170,9 @@ async def _run_proxy(
         metrics_server = metrics_mod.MetricsServer(proxy)
         await metrics_server.start(*parse_hostport(metrics))
     await proxy.start(listen, reuse_port=reuse_port)
+    from memfleet.server import tune_gc_for_serving
+
+    tune_gc_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -9,13 +9,14 @@ written once per event-loop turn.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from memfleet import __version__
+from memfleet import __version__, is_compiled
 from memfleet.backend import Backend
 from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
 from memfleet.limits import TOO_MANY_CONNECTIONS, LimitCounters, LimitEvents, Sweeper
@@ -140,7 +141,10 @@ class Proxy:
         sockets: Any = cast(Any, self._server).sockets
         sock = sockets[0].getsockname()
         self.sweeper.start()
-        log.info("memfleet proxy listening on %s:%d", sock[0], sock[1])
+        log.info(
+            "memfleet proxy listening on %s:%d (hot path: %s)", sock[0], sock[1],
+            "compiled" if is_compiled() else "pure Python",
+        )  # fmt: skip
         return str(sock[0]), int(sock[1])
 
     def reload(self, path: str | None = None) -> bool:
@@ -210,6 +214,23 @@ class Proxy:
             b.close()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+# Young collections every this many net allocations of GC-tracked objects (CPython: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc_for_serving() -> None:
+    """Make Python's cyclic garbage collector cheap for a proxy that is up and serving.
+
+    Requests in flight keep thousands of small tracked objects alive at any moment (fan-out
+    states, callbacks). With CPython's default threshold a young collection runs every 700
+    allocations and walks all of them: 15% of the proxy's CPU in the replicated, pipelined
+    benchmark. Raising the threshold makes each walk pay for many more allocations, and
+    freezing what exists after start-up (modules, config, routes) keeps it out of every full
+    collection. Cycles (a closed connection and its bound callbacks) are still collected."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 class ClientConnection(asyncio.Protocol):
