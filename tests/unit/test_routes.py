@@ -69,3 +69,38 @@ def test_builder_shares_backends_and_reuses_them() -> None:
     assert again["p1"].backends[0] is pools["p1"].backends[0]
     root = build_routes(cfg, pools)
     assert isinstance(root, CommandRoute)
+
+
+def test_allfastest_over_aligned_replicas_hashes_once_and_reuses_its_state() -> None:
+    from memfleet.routes.fanout import AllFastest
+
+    replicas = [[FakeBackend(f"r{r}s{s}") for s in range(3)] for r in range(2)]
+    pools = [PoolRoute(Pool(f"replica_{r}", list(bs))) for r, bs in enumerate(replicas)]
+    route = AllFastest(list(pools), miss=True)
+    assert route._aligned is not None  # same size, same (default) seed
+    placement = Placement(3)
+    got: list[bytes] = []
+    for i in range(60):
+        key = f"k{i}".encode()
+        route.send_get(key, b"get " + key + b"\r\n", lambda _t, r: got.append(r), None)
+        shard = placement.index(key)
+        # Both replicas' backends at the key's index saw it, and the first answer won.
+        assert replicas[0][shard].seen[-1] == replicas[1][shard].seen[-1] == b"get %s\r\n" % key
+        assert got[-1] == f"r0s{shard}".encode()
+    assert len(got) == 60
+    # Every reply arrived synchronously, so one state served all 60 gets.
+    assert len(route._free) == 1
+
+
+def test_allfastest_over_differently_seeded_pools_places_each_by_its_own_seed() -> None:
+    from memfleet.routes.fanout import AllFastest
+
+    a = [FakeBackend(f"a{s}") for s in range(3)]
+    b = [FakeBackend(f"b{s}") for s in range(3)]
+    route = AllFastest([PoolRoute(Pool("x", a, "seed_a")), PoolRoute(Pool("y", b, "seed_b"))])
+    assert route._aligned is None
+    for i in range(60):
+        key = f"k{i}".encode()
+        route.send_get(key, b"get " + key + b"\r\n", lambda _t, _r: None, None)
+        assert a[Placement(3, "seed_a").index(key)].seen[-1] == b"get %s\r\n" % key
+        assert b[Placement(3, "seed_b").index(key)].seen[-1] == b"get %s\r\n" % key

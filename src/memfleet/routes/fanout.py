@@ -9,6 +9,7 @@ from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import Result, classify
 from memfleet.routes.base import Route, drop, unique_backends
+from memfleet.routes.pool import PoolRoute
 
 # What ``allasync`` answers at once, by command (the reply a successful write would give).
 _ASYNC_REPLY = {
@@ -31,7 +32,18 @@ def fill_request(hit: bytes, ttl: int) -> Request | None:
     return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
 
 
+# Fan-out states kept for reuse per allfastest route: enough for a burst of gets in flight,
+# bounded so that a past burst does not hold memory forever.
+_FREE_STATES = 1024
+
+
 class _Fastest:
+    """One fanned-out request: collects the children's replies, answers the client once.
+
+    States are reused (``AllFastest._free``) rather than allocated per get, with their bound
+    ``reply`` kept: a state and a bound method per request were most of what a replicated get
+    allocated, and the garbage collector walked them all."""
+
     __slots__ = (
         "cb",
         "cmd",
@@ -40,48 +52,70 @@ class _Fastest:
         "hit",
         "miss",
         "missed",
+        "on_reply",
         "remaining",
         "route",
         "token",
     )
 
-    def __init__(self, route: AllFastest, cmd: bytes, cb: ReplyCallback, token: object) -> None:
+    def __init__(self, route: AllFastest) -> None:
         self.route = route
-        self.cmd = cmd  # all a fill needs to know of the request
-        self.cb = cb
-        self.token = token
-        self.remaining = len(route.children)
+        self.cmd = b""  # all a fill needs to know of the request
+        self.cb: ReplyCallback = drop
+        self.token: object = None
+        self.remaining = 0
         self.done = False
         self.error = b""
         self.miss = b""
         self.hit = b""
         self.missed: list[int] = []
+        self.on_reply: ReplyCallback = self.reply
+
+    def start(self, cmd: bytes, cb: ReplyCallback, token: object) -> None:
+        """Begin a new request with this (fresh or reused) state."""
+        self.cmd = cmd
+        self.cb = cb
+        self.token = token
+        self.remaining = len(self.route.children)
+        self.done = False
 
     def reply(self, index: int, reply: bytes) -> None:
+        """Child ``index`` answered."""
         self.remaining -= 1
         if self.done:
             # A late copy: only a miss that a fill will repair is worth classifying.
             if self.hit and self.route.fill_ttl is not None and classify(reply) is Result.MISS:
                 self._fill([index])
-            return
-        result = Result.HIT if reply.startswith(b"V") else classify(reply)
-        if result is Result.ERROR:
-            if not self.error:
-                self.error = reply
-        elif result is Result.MISS and self.route.miss:
-            self.miss = reply
-            self.missed.append(index)
         else:
-            self.done = True
-            if result is Result.HIT:
-                self.hit = reply
-                if self.missed:
-                    self._fill(self.missed)
-            self.cb(self.token, reply)
-            return
+            result = Result.HIT if reply.startswith(b"V") else classify(reply)
+            if result is Result.ERROR:
+                if not self.error:
+                    self.error = reply
+            elif result is Result.MISS and self.route.miss:
+                self.miss = reply
+                self.missed.append(index)
+            else:
+                self.done = True
+                if result is Result.HIT:
+                    self.hit = reply
+                    if self.missed:
+                        self._fill(self.missed)
+                self.cb(self.token, reply)
+            if not self.done and not self.remaining:
+                self.done = True
+                self.cb(self.token, self.miss or self.error)
         if not self.remaining:
-            self.done = True
-            self.cb(self.token, self.miss or self.error)
+            self._release()
+
+    def _release(self) -> None:
+        # Every child has answered: nothing refers to this state any more.
+        self.cb = drop
+        self.token = None
+        self.error = self.miss = self.hit = b""
+        self.missed.clear()
+        free = self.route._free
+        if len(free) < _FREE_STATES:
+            free.append(self)
 
     def _fill(self, indexes: list[int]) -> None:
         ttl = self.route.fill_ttl
@@ -97,23 +131,43 @@ class AllFastest(Route):
     """Send to every child; answer with the first non-error reply. With ``miss``, a miss
     waits for a hit elsewhere (and ``fill_ttl`` copies that hit back to who missed it)."""
 
-    __slots__ = ("children", "fill_ttl", "miss")
+    __slots__ = ("_aligned", "_free", "children", "fill_ttl", "miss")
 
     def __init__(self, children: list[Route], miss: bool = False, fill_ttl: int | None = None):
         self.children = children
         self.miss = miss
         self.fill_ttl = fill_ttl
+        self._free: list[_Fastest] = []
+        # Replicas that place keys alike (pools of one size and seed, as the topologies build
+        # them): a plain get hashes its key once for all of them.
+        pools = [c for c in children if type(c) is PoolRoute]
+        self._aligned: list[PoolRoute] | None = (
+            pools
+            if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1
+            else None
+        )
+
+    def _state(self, cmd: bytes, cb: ReplyCallback, token: object) -> _Fastest:
+        free = self._free
+        state = free.pop() if free else _Fastest(self)
+        state.start(cmd, cb, token)
+        return state
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Fan out; the first useful reply answers the client."""
-        state = _Fastest(self, req.cmd, cb, token)
+        reply = self._state(req.cmd, cb, token).on_reply
         for i, child in enumerate(self.children):
-            child.send(req, state.reply, i)
+            child.send(req, reply, i)
 
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: every child's own plain-get path, no request object."""
-        state = _Fastest(self, b"get", cb, token)
-        reply = state.reply
+        reply = self._state(b"get", cb, token).on_reply
+        aligned = self._aligned
+        if aligned is not None:
+            shard = aligned[0].shard(key)
+            for i, pool in enumerate(aligned):
+                pool.backend_list[shard].send(wire, reply, i)
+            return
         for i, child in enumerate(self.children):
             child.send_get(key, wire, reply, i)
 

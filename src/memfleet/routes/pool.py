@@ -61,6 +61,16 @@ class PoolRoute(Route):
         else:
             b.send(req.wire, cb, token)
 
+    def placement_key(self) -> tuple[int, int]:
+        """Pools with equal placement keys put every key on the same backend index."""
+        return (self._seed64, self._n)
+
+    def shard(self, key: bytes) -> int:
+        """The index of ``key``'s backend in this pool."""
+        if self._one is not None:
+            return 0
+        return self._jump(_xxh3(key, self._seed64), self._n)
+
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: straight to the key's backend."""
         one = self._one
