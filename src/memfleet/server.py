@@ -301,7 +301,10 @@ class ClientConnection(asyncio.Protocol):
         self.stats.total_connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Break the cycles through bound methods now: with the GC's raised threshold an idle
+        # proxy would otherwise hold closed connections until the next collection.
         self._write = None
+        self._get_cb = _drop
         if self.transport is not None and self._registered:
             self.transport = None
             self._registered = False
