@@ -394,7 +394,6 @@ class ClientConnection(asyncio.Protocol):
             # Pipelined requests: plain gets take the fast path, anything else (a set...) is
             # parsed on its own, and the gets after it go fast again.
             pos = self._plain_gets(data, 0)
-            n = len(data)
             while pos < n:
                 reqs, pos = self.parser.feed_one(data, pos)
                 for req in reqs:

@@ -79,3 +79,30 @@ def test_merge_keeps_key_order_and_treats_failed_keys_as_misses() -> None:
     assert merge_get_replies([fail, a]) == b"VALUE a 0 1\r\n1\r\nEND\r\n"
     assert merge_get_replies([fail, fail]) == fail
     assert merge_get_replies([b"END\r\n", b"END\r\n"]) == b"END\r\n"
+
+
+@given(
+    key=st.binary(min_size=1, max_size=250).filter(lambda k: not set(k) & set(b" \r\n\0")),
+    flags=st.integers(0, 2**32 - 1),
+    value=st.binary(max_size=300),
+    cas=st.none() | st.integers(0, 2**64 - 1),
+    cuts=st.lists(st.integers(0, 700), max_size=4),
+)
+@settings(max_examples=300)
+def test_any_value_line_frames_exactly(
+    key: bytes, flags: int, value: bytes, cas: int | None, cuts: list[int]
+) -> None:
+    # The length is read from the end of the VALUE line, so keys ending in digits and lines
+    # with or without a cas must all give it right.
+    head = b"VALUE %s %d %d" % (key, flags, len(value))
+    if cas is not None:
+        head += b" %d" % cas
+    reply = head + b"\r\n" + value + b"\r\nEND\r\n"
+    stream = reply + b"STORED\r\n" + reply
+    framer = ResponseFramer()
+    got: list[bytes] = []
+    prev = 0
+    for c in [*sorted(cuts), len(stream)]:
+        got += framer.feed(stream[prev:c] if c > prev else b"")
+        prev = max(prev, c)
+    assert got == [reply, b"STORED\r\n", reply]
