@@ -1,0 +1,83 @@
+"""The backend connection's FIFO of pending replies, without a network (a fake transport)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from memfleet.backend import Backend, BackendConnection, _Link
+from memfleet.config import BackendOptions
+
+
+class FakeTransport:
+    """Collects what the connection writes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def connected() -> tuple[BackendConnection, FakeTransport]:
+    conn = BackendConnection(Backend("127.0.0.1", 1, BackendOptions()))
+    link = _Link(conn)
+    transport = FakeTransport()
+    link.transport = transport  # type: ignore[assignment]
+    conn._link = link
+    return conn, transport
+
+
+def test_replies_reach_their_callbacks_in_order_and_a_busy_queue_is_compacted() -> None:
+    async def run() -> tuple[list[tuple[int, bytes]], int, int, int]:
+        conn, transport = connected()
+        got: list[tuple[int, bytes]] = []
+
+        def cb(token: Any, reply: bytes) -> None:
+            got.append((token, reply))
+
+        # Steady pipelining: 100 requests always in flight, replies 50 at a time, so the
+        # queue never empties and only compaction keeps its lists from growing.
+        total, answered, longest = 20_000, 0, 0
+        for i in range(total):
+            conn.send(b"get k%d\r\n" % i, cb, i)
+            if i >= 100 and i % 50 == 0:
+                conn._on_data(
+                    b"".join(
+                        b"VALUE k%d 0 1\r\nx\r\nEND\r\n" % j for j in range(answered, answered + 50)
+                    )
+                )
+                answered += 50
+                longest = max(longest, len(conn._cbs))
+        await asyncio.sleep(0)  # the flush runs once per loop turn
+        sent = b"".join(transport.written).count(b"get ")
+        return got, conn.in_flight, longest, sent
+
+    got, in_flight, longest, sent = asyncio.run(run())
+    assert sent == 20_000
+    assert [t for t, _ in got] == list(range(len(got)))
+    assert got[123][1] == b"VALUE k123 0 1\r\nx\r\nEND\r\n"
+    assert in_flight == 20_000 - len(got)
+    assert longest < 10_000, longest  # without compaction it would reach ~20,000
+
+
+def test_a_failure_answers_only_what_is_still_pending() -> None:
+    async def run() -> list[tuple[int, bytes]]:
+        conn, _ = connected()
+        got: list[tuple[int, bytes]] = []
+        for i in range(5):
+            conn.send(b"get k\r\n", lambda t, r: got.append((t, r)), i)
+        conn._on_data(b"END\r\nEND\r\n")
+        conn._fail("test")
+        return got
+
+    got = asyncio.run(run())
+    assert [t for t, _ in got] == [0, 1, 2, 3, 4]
+    assert [r for _, r in got[:2]] == [b"END\r\n"] * 2
+    assert all(r.startswith(b"SERVER_ERROR") for _, r in got[2:])
