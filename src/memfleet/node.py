@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -637,6 +637,19 @@ class _NodeGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+@contextlib.contextmanager
+def _user_errors_exit() -> Iterator[None]:
+    """A node's own errors and file errors end the command with one line, not a traceback."""
+    try:
+        yield
+    except NodeError as exc:
+        click.echo(f"memfleet: {exc}", err=True)
+        sys.exit(exc.status)
+    except OSError as exc:
+        click.echo(f"memfleet: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
 @click.group(
     "node", cls=_NodeGroup, invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -693,14 +706,8 @@ def node_group(
         memcached=memcached_bin,
         extra=list(ctx.meta.get("memfleet.passthrough", [])),
     )
-    try:
+    with _user_errors_exit():
         status = Supervisor(opts).run()
-    except NodeError as exc:
-        click.echo(f"memfleet: {exc}", err=True)
-        sys.exit(exc.status)
-    except OSError as exc:
-        click.echo(f"memfleet: {exc.filename or ''}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
     sys.exit(status)
 
 
@@ -724,14 +731,8 @@ def prepare_cmd(
     restartable: bool,
 ) -> None:
     """Size, preallocate, check the state file and chown (for an init container)."""
-    try:
+    with _user_errors_exit():
         summary = prepare(memory_file.absolute(), memory, size_from_volume, owner, restartable)
-    except NodeError as exc:
-        click.echo(f"memfleet: {exc}", err=True)
-        sys.exit(exc.status)
-    except OSError as exc:
-        click.echo(f"memfleet: {exc.filename or ''}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
     say(f"prepared {summary}")
 
 

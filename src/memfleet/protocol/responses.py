@@ -99,26 +99,24 @@ class ResponseFramer:
                     i = eol - 2
                     if buf[i + 1] != 13:
                         raise ValueError("VALUE line without CR")
-                    last = 0
-                    scale = 1
-                    c = buf[i]
-                    while 48 <= c <= 57:
-                        last += (c - 48) * scale
-                        scale *= 10
-                        i -= 1
+                    last = prev = 0
+                    for nth in (0, 1):  # the last number, then the one before it
+                        value = 0
+                        scale = 1
                         c = buf[i]
-                    if c != 32 or scale == 1:
-                        raise ValueError("bad VALUE line")
-                    i -= 1
-                    prev = 0
-                    scale = 1
-                    c = buf[i]
-                    while 48 <= c <= 57:
-                        prev += (c - 48) * scale
-                        scale *= 10
-                        i -= 1
-                        c = buf[i]
-                    if c != 32 or scale == 1 or i <= pos + 6:
+                        while 48 <= c <= 57:
+                            value += (c - 48) * scale
+                            scale *= 10
+                            i -= 1
+                            c = buf[i]
+                        if c != 32 or scale == 1:
+                            raise ValueError("bad VALUE line")
+                        if nth == 0:
+                            last = value
+                            i -= 1
+                        else:
+                            prev = value
+                    if i <= pos + 6:
                         raise ValueError("bad VALUE line")
                     size = prev if 32 in buf[pos + 6 : i] else last
                     pos = eol + 3 + size
