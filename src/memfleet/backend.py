@@ -61,14 +61,54 @@ class _Link(asyncio.Protocol):
             self.owner._fail("connection closed by backend" if exc is None else str(exc))
 
 
+class _FlushTurn:
+    """The backend connections with bytes queued this event-loop turn, written together at
+    its end: one callback per turn for all of them instead of one per connection."""
+
+    __slots__ = ("_handle", "_run", "dirty", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[BackendConnection] = []
+        self._handle: asyncio.Handle | None = None
+        self._run = self.run  # bound once: scheduled every turn
+
+    def add(self, conn: BackendConnection) -> None:
+        """Write ``conn``'s queue at the end of this turn."""
+        self.dirty.append(conn)
+        if self._handle is None:
+            self._handle = self.loop.call_soon(self._run)
+
+    def run(self) -> None:
+        """Flush every connection queued this turn."""
+        self._handle = None
+        dirty = self.dirty
+        self.dirty = []
+        for conn in dirty:
+            conn._flush()
+
+
+_turn: _FlushTurn | None = None
+
+
+def _flush_turn(loop: asyncio.AbstractEventLoop) -> _FlushTurn:
+    # One per event loop; a process serves from one loop, so the last one made is kept.
+    global _turn
+    turn = _turn
+    if turn is None or turn.loop is not loop:
+        turn = _turn = _FlushTurn(loop)
+    return turn
+
+
 class BackendConnection:
     """A pipelined connection to one backend, reconnected on demand after a failure."""
 
     __slots__ = (
         "_cbs",
+        "_clock",
         "_connecting",
         "_draining",
-        "_flush_handle",
+        "_flush_queued",
         "_framer",
         "_last_activity",
         "_link",
@@ -77,6 +117,7 @@ class BackendConnection:
         "_out",
         "_timer",
         "_tokens",
+        "_turn",
         "_waiting",
         "backend",
     )
@@ -84,6 +125,8 @@ class BackendConnection:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time  # bound once: read on every backend read
+        self._turn = _flush_turn(self._loop)
         # The FIFO of requests awaiting a reply: callbacks and tokens side by side, consumed
         # from index ``_waiting`` on. Two plain lists rather than a deque of pairs: no tuple
         # per request, and list indexing is a primitive in the compiled build.
@@ -93,7 +136,7 @@ class BackendConnection:
         self._out: list[bytes] = []
         self._link: _Link | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._flush_handle: asyncio.Handle | None = None
+        self._flush_queued = False  # in this turn's _FlushTurn
         self._timer: asyncio.TimerHandle | None = None
         self._framer = ResponseFramer()
         self._last_activity = 0.0
@@ -130,7 +173,7 @@ class BackendConnection:
             cb(token, _QUEUE_FULL)
             return
         if not queued:
-            self._last_activity = self._loop.time()
+            self._last_activity = self._clock()
             if self._timer is None:
                 self._timer = self._loop.call_later(
                     self.backend.options.read_timeout, self._check_timeout
@@ -138,14 +181,16 @@ class BackendConnection:
         cbs.append(cb)
         self._tokens.append(token)
         self._out.append(wire)
-        if self._flush_handle is None:
-            if self._link is not None and self._link.transport is not None:
-                self._flush_handle = self._loop.call_soon(self._flush)
-            elif self._connecting is None:
-                self._connecting = self._loop.create_task(self._connect())
+        link = self._link
+        if link is not None and link.transport is not None:
+            if not self._flush_queued:
+                self._flush_queued = True
+                self._turn.add(self)
+        elif self._connecting is None:
+            self._connecting = self._loop.create_task(self._connect())
 
     def _flush(self) -> None:
-        self._flush_handle = None
+        self._flush_queued = False
         link = self._link
         if not self._out or link is None or link.transport is None:
             return
@@ -191,7 +236,7 @@ class BackendConnection:
             self._fail(str(exc))
             return
         if not replies:
-            self._last_activity = self._loop.time()
+            self._last_activity = self._clock()
             return
         cbs = self._cbs
         tokens = self._tokens
@@ -199,7 +244,7 @@ class BackendConnection:
         if len(replies) > len(cbs) - w:
             self._fail("backend sent more replies than requests")
             return
-        self._last_activity = self._loop.time()
+        self._last_activity = self._clock()
         self.backend.failures = 0
         if self._marks is not None:
             self._observe(len(replies))
@@ -262,9 +307,6 @@ class BackendConnection:
         self._link = None
         if link is not None and link.transport is not None:
             link.transport.abort()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -75,69 +75,52 @@ class ResponseFramer:
         return out
 
     def _cut(self, buf: bytes, n: int, out: list[bytes]) -> None:
-        # One pass over the buffer, inlined: it runs for every reply the proxy forwards.
+        # One pass over the buffer: it runs for every reply the proxy forwards. Fixed tokens
+        # are checked byte by byte rather than by slice: in the compiled build an index is a
+        # primitive while a slice is a new object.
         start = 0
         need = 0  # when a data block is cut off: the bytes its reply needs in all
-        find = buf.find
         while start < n:
             pos = start
             end = -1
             while True:
-                eol = find(b"\n", pos)
-                if eol < 0:
-                    break
-                if buf[pos] != 86:  # not "V": END, or any one-line reply (the common case)
-                    end = eol + 1
-                    break
-                # Slices compared rather than startswith(prefix, pos): the compiled build has a
-                # primitive for these, while a positional startswith is a full method call.
-                if buf[pos : pos + 6] == b"VALUE ":
-                    # VALUE <key> <flags> <bytes> [<cas>]: the numbers are read in place from
-                    # the end of the line (no split into new objects, no search calls). Which
-                    # one is <bytes> depends on whether a <cas> follows it, i.e. whether a space
-                    # separates key and flags before the second-last number.
-                    i = eol - 2
-                    if buf[i + 1] != 13:
-                        raise ValueError("VALUE line without CR")
-                    last = prev = 0
-                    for nth in (0, 1):  # the last number, then the one before it
-                        value = 0
-                        scale = 1
-                        c = buf[i]
-                        while 48 <= c <= 57:
-                            value += (c - 48) * scale
-                            scale *= 10
-                            i -= 1
-                            c = buf[i]
-                        if c != 32 or scale == 1:
-                            raise ValueError("bad VALUE line")
-                        if nth == 0:
-                            last = value
-                            i -= 1
-                        else:
-                            prev = value
-                    if i <= pos + 6:
-                        raise ValueError("bad VALUE line")
-                    size = prev if 32 in buf[pos + 6 : i] else last
-                    pos = eol + 3 + size
-                    if pos > n:
-                        need = pos - start
+                c = buf[pos]
+                if c == 86 and pos + 5 < n and buf[pos + 1] == 65:  # "VA"
+                    if buf[pos + 2] == 76 and buf[pos + 5] == 32:  # "VALUE "
+                        nxt = _value_end(buf, pos + 6, n)
+                        if nxt < 0:
+                            break
+                        if nxt > n:
+                            need = nxt - start
+                            break
+                        if buf[nxt - 2] != 13 or buf[nxt - 1] != 10:
+                            raise ValueError("data block not followed by CRLF")
+                        pos = nxt
+                        if pos + 4 < n and _is_end(buf, pos):
+                            end = pos + 5  # a one-key get's hit: no search for the END line
+                            break
+                        if pos == n:
+                            break
+                        continue
+                    if buf[pos + 2] == 32:  # "VA <bytes> <flags>*": mg/ma with a value
+                        eol = buf.find(b"\n", pos)
+                        if eol < 0:
+                            break
+                        size = int(buf[pos + 3 : eol].split(b" ", 1)[0])
+                        if size < 0:
+                            raise ValueError("negative length")
+                        end = eol + 3 + size
+                        if end > n:
+                            need = end - start
+                            end = -1
                         break
-                    if buf[pos : pos + 5] == b"END\r\n":
-                        end = pos + 5  # a one-key get's hit: no search for the END line
-                        break
-                    continue
-                if buf[pos : pos + 3] == b"VA ":
-                    size = int(buf[pos + 3 : eol].split(b" ", 1)[0])
-                    if size < 0:
-                        raise ValueError("negative length")
-                    end = eol + 3 + size
-                    if end > n:
-                        need = end - start
-                        end = -1
+                if c == 69 and pos + 4 < n and _is_end(buf, pos):
+                    end = pos + 5
                     break
                 # END closes a get; any other line is a whole reply (or an error ending a get).
-                end = eol + 1
+                eol = _line_end(buf, pos, n)
+                if eol >= 0:
+                    end = eol + 1
                 break
             if end < 0:
                 break
@@ -148,6 +131,88 @@ class ResponseFramer:
             if len(rest) > self.max_reply:
                 raise FramingError("backend reply exceeds the size limit")
             self._rest.keep(rest, need)
+
+
+def _is_end(buf: bytes, pos: int) -> bool:
+    """``END\\r\\n`` at ``pos`` (the caller checked that five bytes are there)."""
+    return (
+        buf[pos] == 69
+        and buf[pos + 1] == 78
+        and buf[pos + 2] == 68
+        and buf[pos + 3] == 13
+        and buf[pos + 4] == 10
+    )
+
+
+def _line_end(buf: bytes, pos: int, n: int) -> int:
+    """The index of the LF ending the line at ``pos``, or -1. Short lines (the usual
+    replies) are scanned: cheaper than a ``find`` call in the compiled build."""
+    stop = pos + 64
+    if stop > n:
+        stop = n
+    while pos < stop:
+        if buf[pos] == 10:
+            return pos
+        pos += 1
+    return buf.find(b"\n", pos) if pos < n else -1
+
+
+def _value_end(buf: bytes, i: int, n: int) -> int:
+    """Where the data block of the ``VALUE`` line whose key starts at ``i`` ends (past its
+    CRLF; beyond ``n`` when it is cut off), or -1 while the line itself is incomplete.
+
+    ``VALUE <key> <flags> <bytes> [<cas>]`` is read forward: a key has no spaces, so the
+    first one ends it, and the numbers are read in place (no split, no new objects)."""
+    first = i
+    c = 0
+    while i < n:  # <key>, scanned rather than found: a bytes.find call costs more than
+        c = buf[i]  # a short loop of index primitives in the compiled build
+        if c == 32 or c == 10:
+            break
+        i += 1
+    if i == n:
+        return -1
+    if i == first or c == 10:
+        raise ValueError("bad VALUE key")
+    i += 1
+    first = i
+    while i < n and 48 <= buf[i] <= 57:  # <flags>
+        i += 1
+    if i == n:
+        return -1
+    if i == first or buf[i] != 32:
+        raise ValueError("bad VALUE flags")
+    i += 1
+    first = i
+    size = 0
+    c = 0
+    while i < n:  # <bytes>
+        c = buf[i]
+        if c < 48 or c > 57:
+            break
+        size = size * 10 + c - 48
+        i += 1
+    if i == n:
+        return -1
+    if i == first:
+        raise ValueError("bad VALUE length")
+    if c == 32:  # <cas>
+        i += 1
+        first = i
+        while i < n and 48 <= buf[i] <= 57:
+            i += 1
+        if i == n:
+            return -1
+        if i == first:
+            raise ValueError("bad VALUE cas")
+        c = buf[i]
+    if c != 13:
+        raise ValueError("VALUE line without CR")
+    if i + 1 == n:
+        return -1
+    if buf[i + 1] != 10:
+        raise ValueError("VALUE line without LF")
+    return i + 4 + size
 
 
 def merge_get_replies(parts: list[bytes]) -> bytes:

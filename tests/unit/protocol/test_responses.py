@@ -22,7 +22,7 @@ STREAM = [
     b"EN\r\n",
     b"HD O1\r\n",
     b"SERVER_ERROR out of memory\r\n",
-    b"VALUE big 0 10\r\n\r\nEND\r\n\r\n\r\nEND\r\n",  # a value that looks like replies
+    b"VALUE big 0 9\r\n\r\nEND\r\n\r\n\r\nEND\r\n",  # a value that looks like replies
     b"42\r\n",
 ]
 
@@ -41,7 +41,18 @@ def test_framing_is_independent_of_read_boundaries(cuts: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"VALUE a 0 zz\r\n", b"VALUE a 0 -5\r\nEND\r\n", b"VALUE a\r\n", b"VA x\r\n"]
+    "data",
+    [
+        b"VALUE a 0 zz\r\n",
+        b"VALUE a 0 -5\r\nEND\r\n",
+        b"VALUE a\r\n",
+        b"VALUE  0 1\r\nx\r\nEND\r\n",  # no key
+        b"VALUE a x 1\r\nx\r\nEND\r\n",  # flags not a number
+        b"VALUE a 0 1 \r\nx\r\nEND\r\n",  # an empty cas
+        b"VALUE a 0 1\rx\nx\r\nEND\r\n",  # CR not followed by LF
+        b"VALUE a 0 1\r\nxy\r\nEND\r\n",  # a data block longer than its length says
+        b"VA x\r\n",
+    ],
 )
 def test_garbage_length_is_a_framing_error(data: bytes) -> None:
     with pytest.raises(FramingError):
