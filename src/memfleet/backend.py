@@ -83,9 +83,9 @@ class _FlushTurn:
         """Flush every connection queued this turn."""
         self._handle = None
         dirty = self.dirty
-        self.dirty = []
         for conn in dirty:
             conn._flush()
+        dirty.clear()
 
 
 _turn: _FlushTurn | None = None
@@ -195,11 +195,11 @@ class BackendConnection:
         if not self._out or link is None or link.transport is None:
             return
         out = self._out
-        self._out = []
         link.transport.write(out[0] if len(out) == 1 else b"".join(out))
         if self._marks is not None:
             # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
             self._marks.append([len(out), perf_counter()])
+        out.clear()  # reused: the transport has copied or kept the bytes, not the list
 
     async def _connect(self) -> None:
         b = self.backend

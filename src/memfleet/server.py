@@ -238,9 +238,9 @@ class ClientConnection(asyncio.Protocol):
 
     # Slotted: a proxy holds thousands of idle connections, each one of these.
     __slots__ = (
-        "_authed", "_close_at", "_flush_handle", "_get_cb", "_head", "_inflight_paused",
-        "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered", "_write",
-        "_write_paused",
+        "_authed", "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_head",
+        "_inflight_paused", "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered",
+        "_write", "_write_paused",
         "idle_for", "parser", "partial_for", "peer", "proxy", "stalled_for", "stats",
         "sweep_next", "transport",
     )  # fmt: skip
@@ -254,6 +254,7 @@ class ClientConnection(asyncio.Protocol):
         self._write: Callable[[bytes], object] | None = None
         # Bound once too, instead of a new bound method for every get.
         self._get_cb: Callable[[int, bytes], None] = self._deliver_get
+        self._deliver_cb: Callable[[int, bytes], None] = self.deliver
         self.peer: Any = None
         self._next = 0  # sequence number of the next request that expects a reply
         self._head = 0  # sequence number of the next reply to write
@@ -304,7 +305,7 @@ class ClientConnection(asyncio.Protocol):
         # Break the cycles through bound methods now: with the GC's raised threshold an idle
         # proxy would otherwise hold closed connections until the next collection.
         self._write = None
-        self._get_cb = _drop
+        self._get_cb = self._deliver_cb = _drop
         if self.transport is not None and self._registered:
             self.transport = None
             self._registered = False
@@ -401,8 +402,14 @@ class ClientConnection(asyncio.Protocol):
                 if pos < n:
                     pos = self._plain_gets(data, pos)
         else:
-            for req in self.parser.feed(data):
+            req = None
+            if data.startswith(b"set ") and self.parser.can_bypass():
+                req = self.parser.plain_set(data)  # one plain set: no general parse
+            if req is not None:
                 self.dispatch(req)
+            else:
+                for req in self.parser.feed(data):
+                    self.dispatch(req)
         if self._next - self._head > self._max_inflight:
             self._too_many_in_flight()
 
@@ -491,7 +498,7 @@ class ClientConnection(asyncio.Protocol):
             if mode is Reply.NORMAL:
                 seq = self._next
                 self._next = seq + 1
-                self.proxy.root.send(req, self.deliver, seq)
+                self.proxy.root.send(req, self._deliver_cb, seq)
             elif mode is Reply.NOREPLY:
                 self.proxy.root.send(req, _drop, None)
             else:

@@ -104,3 +104,57 @@ def test_allfastest_over_differently_seeded_pools_places_each_by_its_own_seed() 
         route.send_get(key, b"get " + key + b"\r\n", lambda _t, _r: None, None)
         assert a[Placement(3, "seed_a").index(key)].seen[-1] == b"get %s\r\n" % key
         assert b[Placement(3, "seed_b").index(key)].seen[-1] == b"get %s\r\n" % key
+
+
+class HeldBackend(Backend):
+    """Keeps each request's callback until the test answers it, in any order."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1, BackendOptions())
+        self.held: list[tuple[bytes, ReplyCallback, Any]] = []
+
+    def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
+        self.held.append((wire, cb, token))
+
+
+def test_allsync_over_aligned_replicas_answers_each_request_once_with_its_own_replies() -> None:
+    from memfleet.routes.fanout import AllSync
+
+    replicas = [[HeldBackend(f"r{r}s{s}") for s in range(3)] for r in range(2)]
+    pools = [PoolRoute(Pool(f"replica_{r}", list(bs))) for r, bs in enumerate(replicas)]
+    route = AllSync(list(pools))
+    assert route._aligned is not None
+    placement = Placement(3)
+    got: dict[int, list[bytes]] = {}
+    request_of: dict[bytes, int] = {}
+    for i in range(30):
+        key = f"k{i}".encode()
+        wire = b"set %s 0 0 1\r\nv\r\n" % key
+        request_of[wire] = i
+        route.send(req(wire), lambda t, r: got.setdefault(t, []).append(r), i)
+        shard = placement.index(key)
+        assert replicas[0][shard].held[-1][0] == replicas[1][shard].held[-1][0] == wire
+    assert not got  # nothing is answered before every replica has
+    # Replica 1 answers everything first; then replica 0, in reverse order, failing the
+    # requests whose number is a multiple of 3.
+    for backend in replicas[1]:
+        for _wire, cb, token in backend.held:
+            cb(token, b"STORED\r\n")
+    assert not got
+    for wire, cb, token in reversed([h for b in replicas[0] for h in b.held]):
+        cb(token, b"SERVER_ERROR boom\r\n" if request_of[wire] % 3 == 0 else b"NS\r\n")
+    assert sorted(got) == list(range(30))
+    for i, replies in got.items():
+        # The first error in child order wins; otherwise the last child's reply.
+        assert replies == [b"SERVER_ERROR boom\r\n" if i % 3 == 0 else b"STORED\r\n"], i
+    # Every state came back for reuse; a reused one answers only its new request.
+    assert len(route._free) == 30
+    late: list[bytes] = []
+    route.send(req(b"set z 0 0 1\r\nv\r\n"), lambda _t, r: late.append(r), None)
+    assert len(route._free) == 29
+    shard = placement.index(b"z")
+    for backend in (replicas[0][shard], replicas[1][shard]):
+        _wire, cb, token = backend.held[-1]
+        cb(token, b"STORED\r\n")
+    assert late == [b"STORED\r\n"]
+    assert all(len(r) == 1 for r in got.values())

@@ -10,23 +10,23 @@ class PendingBytes:
     enough have arrived: a large value costs one copy, not one per read.
     """
 
-    __slots__ = ("_chunks", "_have", "_need")
+    __slots__ = ("_chunks", "_need", "size")
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
-        self._have = 0
+        self.size = 0  # bytes kept (an attribute, not only len(): read per request)
         self._need = 0
 
     def __len__(self) -> int:
-        return self._have
+        return self.size
 
     def take(self, data: bytes) -> bytes | None:
         """What is kept plus ``data``, or None while a known size is not reached yet."""
-        if not self._have:
+        if not self.size:
             return data
         self._chunks.append(data)
-        self._have += len(data)
-        if self._have < self._need:
+        self.size += len(data)
+        if self.size < self._need:
             return None
         buf = b"".join(self._chunks)
         self.clear()
@@ -35,11 +35,11 @@ class PendingBytes:
     def keep(self, rest: bytes, need: int = 0) -> None:
         """Keep ``rest``; with ``need``, nothing is worth parsing before that many bytes."""
         self._chunks = [rest] if rest else []
-        self._have = len(rest)
+        self.size = len(rest)
         self._need = need
 
     def clear(self) -> None:
         """Drop whatever is kept."""
         self._chunks = []
-        self._have = 0
+        self.size = 0
         self._need = 0

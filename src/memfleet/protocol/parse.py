@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
+from typing import Final
 
 from memfleet.protocol import errors
 from memfleet.protocol.buffer import PendingBytes
@@ -35,11 +36,38 @@ _U64 = 2**64
 
 def _parse_int(tok: bytes) -> int | None:
     """Digits with an optional sign, as C's strtol/strtoul accept them; None otherwise."""
+    n = len(tok)
+    if 0 < n <= 18:
+        # The usual short unsigned number, read with index primitives: in the compiled build
+        # cheaper than the isdigit() and int() calls below.
+        v = 0
+        i = 0
+        while i < n:
+            c = tok[i]
+            if c < 48 or c > 57:
+                break
+            v = v * 10 + c - 48
+            i += 1
+        if i == n:
+            return v
     if tok.isdigit():
         return int(tok)
     if len(tok) > 1 and tok[0] in b"+-" and tok[1:].isdigit():
         return int(tok)
     return None
+
+
+def _digits_end(buf: bytes, i: int, n: int) -> int:
+    """Where 1 to 9 ASCII digits from ``buf[i]`` end (an index below ``n``), or -1."""
+    first = i
+    while i < n:
+        c = buf[i]
+        if c < 48 or c > 57:
+            break
+        i += 1
+    if i == first or i - first > 9 or i >= n:
+        return -1
+    return i
 
 
 def _ok_u32_flags(tok: bytes) -> bool:
@@ -102,7 +130,7 @@ class RequestParser:
         """True when nothing is buffered, so a read holding one complete request may be
         handled without the parser (the server's fast path); the connection then counts as
         having spoken text."""
-        if len(self._rest) or self._swallow or self._closed or self.no_bypass:
+        if self._rest.size or self._swallow or self._closed or self.no_bypass:
             return False
         self._fresh = False
         return True
@@ -110,7 +138,7 @@ class RequestParser:
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete request (what this connection costs in memory)."""
-        return len(self._rest)
+        return self._rest.size
 
     def feed(self, data: bytes) -> list[Request]:
         """Parse ``data`` (appended to what came before); return the completed requests."""
@@ -152,6 +180,42 @@ class RequestParser:
         self.parsed += len(out)
         return out, nxt
 
+    def plain_set(self, buf: bytes) -> Request | None:
+        """The request if ``buf`` is exactly one plain ``set <key> <flags> <exptime>
+        <bytes>\\r\\n<data>\\r\\n`` (unsigned numbers, single spaces, no ``noreply``), the
+        most common write, read with index primitives and sent as the client's own bytes;
+        otherwise None, and ``feed`` must take ``buf``. Call it only after ``can_bypass()``.
+        The request equals what ``feed`` would produce, except that ``args`` stays empty
+        (no route reads a storage command's arguments)."""
+        n = len(buf)
+        i = 4  # after "set "
+        while i < n:  # the key: up to its space
+            c = buf[i]
+            if c == 32 or c == 13 or c == 10:
+                break
+            i += 1
+        if i == 4 or i >= n or buf[i] != 32 or i - 4 > MAX_KEY_LENGTH:
+            return None
+        key_end = i
+        i = _digits_end(buf, i + 1, n)  # flags
+        if i < 0 or buf[i] != 32:
+            return None
+        i = _digits_end(buf, i + 1, n)  # exptime
+        if i < 0 or buf[i] != 32:
+            return None
+        first = i + 1
+        i = _digits_end(buf, first, n)  # bytes
+        if i < 0 or i + 1 >= n or buf[i] != 13 or buf[i + 1] != 10:
+            return None
+        vlen = 0
+        while first < i:
+            vlen = vlen * 10 + buf[first] - 48
+            first += 1
+        if vlen > self.max_item_size or i + 4 + vlen != n or buf[n - 2] != 13 or buf[n - 1] != 10:
+            return None
+        self.parsed += 1
+        return Request(Kind.KEYED, b"set", buf, buf[4:key_end])
+
     # -- framing -------------------------------------------------------------------------
 
     def _parse(self, buf: bytes, out: list[Request], pos: int, one: bool) -> int:
@@ -189,7 +253,10 @@ class RequestParser:
                     return pos
                 continue
             # A handler returns where the next request starts; -1 means "wait for more".
-            nxt = handler(self, tokens, buf, pos, eol + 1)
+            if handler is _STORE:
+                nxt = self._store(tokens, buf, pos, eol + 1)  # direct: a compiled native call
+            else:
+                nxt = handler(self, tokens, buf, pos, eol + 1)
             if nxt < 0:
                 return n
             if nxt > n:
@@ -451,3 +518,4 @@ _HANDLERS: dict[bytes, _Handler] = {
     b"stats": RequestParser._stats,
     b"quit": RequestParser._quit,
 }
+_STORE: Final = _HANDLERS[b"set"]  # the storage commands' handler, called directly in _parse

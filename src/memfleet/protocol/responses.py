@@ -55,18 +55,21 @@ class FramingError(Exception):
 class ResponseFramer:
     """Cuts a backend's byte stream into whole replies. Sans-IO."""
 
-    __slots__ = ("_rest", "max_reply")
+    __slots__ = ("_out", "_rest", "max_reply")
 
     def __init__(self, max_reply: int = 64 * 1024 * 1024) -> None:
         self.max_reply = max_reply
         self._rest = PendingBytes()
+        self._out: list[bytes] = []
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Append ``data``; return the replies it completed, in order."""
+        """Append ``data``; return the replies it completed, in order. The list is reused by
+        the next call: read it before feeding again."""
+        out = self._out
+        out.clear()
         buf = self._rest.take(data)
         if buf is None:
-            return []
-        out: list[bytes] = []
+            return out
         n = len(buf)
         try:
             self._cut(buf, n, out)

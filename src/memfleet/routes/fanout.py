@@ -37,6 +37,15 @@ def fill_request(hit: bytes, ttl: int) -> Request | None:
 _FREE_STATES = 1024
 
 
+def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
+    """The children as pools, if they all place keys alike (pools of one size and seed, as
+    the topologies build replicas): a key is then hashed once for all of them."""
+    pools = [c for c in children if type(c) is PoolRoute]
+    if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
+        return pools
+    return None
+
+
 class _Fastest:
     """One fanned-out request: collects the children's replies, answers the client once.
 
@@ -138,14 +147,7 @@ class AllFastest(Route):
         self.miss = miss
         self.fill_ttl = fill_ttl
         self._free: list[_Fastest] = []
-        # Replicas that place keys alike (pools of one size and seed, as the topologies build
-        # them): a plain get hashes its key once for all of them.
-        pools = [c for c in children if type(c) is PoolRoute]
-        self._aligned: list[PoolRoute] | None = (
-            pools
-            if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1
-            else None
-        )
+        self._aligned = aligned_pools(children)
 
     def _state(self, cmd: bytes, cb: ReplyCallback, token: object) -> _Fastest:
         free = self._free
@@ -177,40 +179,69 @@ class AllFastest(Route):
 
 
 class _Sync:
-    __slots__ = ("cb", "remaining", "replies", "token")
+    """One request sent to every child, waiting for all of their replies. Reused like
+    ``_Fastest``."""
 
-    def __init__(self, n: int, cb: ReplyCallback, token: object) -> None:
-        self.replies: list[bytes] = [b""] * n
-        self.remaining = n
-        self.cb = cb
-        self.token = token
+    __slots__ = ("cb", "on_reply", "remaining", "replies", "route", "token")
+
+    def __init__(self, route: AllSync) -> None:
+        self.route = route
+        self.replies: list[bytes] = [b""] * len(route.children)
+        self.remaining = 0
+        self.cb: ReplyCallback = drop
+        self.token: object = None
+        self.on_reply: ReplyCallback = self.reply
 
     def reply(self, index: int, reply: bytes) -> None:
-        self.replies[index] = reply
+        """Child ``index`` answered."""
+        replies = self.replies
+        replies[index] = reply
         self.remaining -= 1
         if self.remaining:
             return
-        for r in self.replies:
+        answer = replies[-1]
+        for r in replies:
             if classify(r) is Result.ERROR:
-                self.cb(self.token, r)
-                return
-        self.cb(self.token, self.replies[-1])
+                answer = r
+                break
+        cb = self.cb
+        token = self.token
+        # Released before answering: the answer may lead to another request on this route.
+        self.cb = drop
+        self.token = None
+        free = self.route._free
+        if len(free) < _FREE_STATES:
+            free.append(self)
+        cb(token, answer)
 
 
 class AllSync(Route):
     """Send to every child and wait for all: the first error in list order wins, otherwise
     the last child's reply."""
 
-    __slots__ = ("children",)
+    __slots__ = ("_aligned", "_free", "children")
 
     def __init__(self, children: list[Route]) -> None:
         self.children = children
+        self._free: list[_Sync] = []
+        self._aligned = aligned_pools(children)
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Fan out and gather every reply."""
-        state = _Sync(len(self.children), cb, token)
+        free = self._free
+        state = free.pop() if free else _Sync(self)
+        state.cb = cb
+        state.token = token
+        state.remaining = len(self.children)
+        reply = state.on_reply
+        aligned = self._aligned
+        if aligned is not None:
+            shard = aligned[0].shard(req.key)
+            for i, pool in enumerate(aligned):
+                pool.send_to(shard, req, reply, i)
+            return
         for i, child in enumerate(self.children):
-            child.send(req, state.reply, i)
+            child.send(req, reply, i)
 
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""

@@ -39,12 +39,11 @@ class PoolRoute(Route):
     recorded on it (see ``Backend.missed_write``).
     """
 
-    __slots__ = ("_index", "_journal", "_jump", "_n", "_one", "_seed64", "backend_list", "pool")
+    __slots__ = ("_journal", "_jump", "_n", "_one", "_seed64", "backend_list", "pool")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.backend_list = pool.backends
-        self._index = pool.placement.index
         # The placement rule, unpacked so the plain-get path makes no extra call.
         self._jump = jump_hash
         self._seed64 = pool.placement.seed64
@@ -54,8 +53,11 @@ class PoolRoute(Route):
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Forward ``req`` as it is to its key's backend."""
-        one = self._one
-        b = one if one is not None else self.backend_list[self._index(req.key)]
+        self.send_to(self.shard(req.key), req, cb, token)
+
+    def send_to(self, index: int, req: Request, cb: ReplyCallback, token: object) -> None:
+        """Forward ``req`` to backend ``index`` (its key's, as ``shard`` computed it)."""
+        b = self.backend_list[index]
         if self._journal and req.cmd in _WRITES:
             b.send(req.wire, _after_write, (b, req.key, cb, token))
         else:

@@ -194,3 +194,62 @@ def test_garbage_one_request_at_a_time_matches_feed(data: bytes, cuts: list[int]
         got_a += a.feed(chunk)
         got_b += feed_like_the_fast_path(b, chunk)
     assert summary(got_b) == summary(got_a)
+
+
+@given(st.text(alphabet="0123456789+- x\u0663", max_size=24))
+@settings(max_examples=500)
+def test_numbers_are_read_as_strtol_reads_them(text: str) -> None:
+    from memfleet.protocol.parse import _parse_int
+
+    tok = text.encode()
+    # The reference: optional sign, then ASCII digits only (Arabic-Indic digits are refused).
+    body = tok[1:] if tok[:1] in (b"+", b"-") and len(tok) > 1 else tok
+    want = int(tok) if body and all(48 <= c <= 57 for c in body) else None
+    assert _parse_int(tok) == want
+
+
+def _mostly(valid: list[bytes], invalid: list[bytes]) -> st.SearchStrategy[bytes]:
+    # Valid parts most of the time, so that whole valid requests, and requests with exactly
+    # one thing wrong, are both common.
+    return st.one_of(st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(invalid))
+
+
+_set_parts = st.tuples(
+    _mostly([b"k", b"user:42", b"a" * 250], [b"a" * 251, b"", b"a\rb", b"k\x01"]),
+    _mostly([b"0", b"7", b"123456789"], [b"4294967296", b"1234567890", b"-1", b"x", b""]),
+    _mostly([b"0", b"300", b"999999999"], [b"-1", b"+5", b""]),
+    st.integers(0, 12),
+    _mostly([b""], [b" noreply", b" ", b"  extra"]),
+    _mostly([b"\r\n"], [b"\n"]),
+    _mostly([b"0"], [b"-2", b"-1", b"1", b"2"]),  # data bytes beyond the announced length
+    _mostly([b"\r\n"], [b"\n", b"xx", b"\r\nget k\r\n"]),
+)
+
+
+@given(_set_parts)
+@settings(max_examples=1000)
+def test_the_plain_set_path_agrees_with_the_parser(parts: tuple) -> None:  # type: ignore[type-arg]
+    key, flags, exptime, size, tail, eol, extra, end = parts
+    data = b"set %s %s %s %d%s%s" % (key, flags, exptime, size, tail, eol)
+    data += b"v" * max(0, size + int(extra)) + end
+    fast = RequestParser(max_item_size=10).plain_set(data)
+    if fast is None:
+        return
+    [want] = RequestParser(max_item_size=10).feed(data)
+    got = (fast.kind, fast.cmd, fast.wire, fast.key, fast.reply)
+    assert got == (want.kind, want.cmd, want.wire, want.key, want.reply)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"set k 0 0 1\r\nv\r\n",
+        b"set user:42 7 300 10\r\n0123456789\r\n",
+        b"set " + b"a" * 250 + b" 123456789 999999999 0\r\n\r\n",
+    ],
+)
+def test_plain_sets_take_the_fast_path(data: bytes) -> None:
+    req = RequestParser().plain_set(data)
+    assert req is not None
+    assert (req.kind, req.cmd, req.wire, req.reply) == (Kind.KEYED, b"set", data, Reply.NORMAL)
+    assert req.key == data.split(b" ")[1]
