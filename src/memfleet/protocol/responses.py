@@ -14,6 +14,9 @@ untouched.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
+
+from mypy_extensions import i64
 
 from memfleet.protocol import errors
 from memfleet.protocol.buffer import PendingBytes
@@ -28,24 +31,32 @@ class Result(IntEnum):
     ERROR = 3  # SERVER_ERROR / CLIENT_ERROR / ERROR, including the proxy's backend failure
 
 
+# The members again as module constants: the compiled build keeps these in C variables,
+# where ``Result.HIT`` would be an attribute lookup on the enum class for every reply.
+HIT: Final = Result.HIT
+MISS: Final = Result.MISS
+OK: Final = Result.OK
+ERROR: Final = Result.ERROR
+
+
 def classify(reply: bytes) -> Result:
     """The result class of one framed reply."""
     if reply.startswith(b"V"):  # VALUE / VA
-        return Result.HIT
+        return HIT
     if reply.startswith(b"EN") and (reply == b"END\r\n" or reply[2:3] in (b"\r", b" ")):
-        return Result.MISS
+        return MISS
     if (
         reply.startswith(b"SERVER_ERROR")
         or reply.startswith(b"CLIENT_ERROR")
         or reply.startswith(b"ERROR")
     ):
-        return Result.ERROR
-    return Result.OK
+        return ERROR
+    return OK
 
 
 def is_error(reply: bytes) -> bool:
     """True for SERVER_ERROR/CLIENT_ERROR/ERROR replies."""
-    return classify(reply) is Result.ERROR
+    return classify(reply) is ERROR
 
 
 class FramingError(Exception):
@@ -70,22 +81,21 @@ class ResponseFramer:
         buf = self._rest.take(data)
         if buf is None:
             return out
-        n = len(buf)
         try:
-            self._cut(buf, n, out)
-        except (ValueError, IndexError):
+            self._cut(buf, len(buf), out)
+        except (ValueError, IndexError, OverflowError):
             raise FramingError(f"malformed backend reply: {buf[:60]!r}") from None
         return out
 
-    def _cut(self, buf: bytes, n: int, out: list[bytes]) -> None:
+    def _cut(self, buf: bytes, n: i64, out: list[bytes]) -> None:
         # One pass over the buffer: it runs for every reply the proxy forwards. Fixed tokens
         # are checked byte by byte rather than by slice: in the compiled build an index is a
-        # primitive while a slice is a new object.
-        start = 0
-        need = 0  # when a data block is cut off: the bytes its reply needs in all
+        # primitive while a slice is a new object, and i64 positions are plain C integers.
+        start: i64 = 0
+        need: i64 = 0  # when a data block is cut off: the bytes its reply needs in all
         while start < n:
-            pos = start
-            end = -1
+            pos: i64 = start
+            end: i64 = -1
             while True:
                 c = buf[pos]
                 if c == 86 and pos + 5 < n and buf[pos + 1] == 65:  # "VA"
@@ -110,8 +120,8 @@ class ResponseFramer:
                         if eol < 0:
                             break
                         size = int(buf[pos + 3 : eol].split(b" ", 1)[0])
-                        if size < 0:
-                            raise ValueError("negative length")
+                        if size < 0 or size > self.max_reply:
+                            raise ValueError("bad length")
                         end = eol + 3 + size
                         if end > n:
                             need = end - start
@@ -136,7 +146,7 @@ class ResponseFramer:
             self._rest.keep(rest, need)
 
 
-def _is_end(buf: bytes, pos: int) -> bool:
+def _is_end(buf: bytes, pos: i64) -> bool:
     """``END\\r\\n`` at ``pos`` (the caller checked that five bytes are there)."""
     return (
         buf[pos] == 69
@@ -147,7 +157,7 @@ def _is_end(buf: bytes, pos: int) -> bool:
     )
 
 
-def _line_end(buf: bytes, pos: int, n: int) -> int:
+def _line_end(buf: bytes, pos: i64, n: i64) -> i64:
     """The index of the LF ending the line at ``pos``, or -1. Short lines (the usual
     replies) are scanned: cheaper than a ``find`` call in the compiled build."""
     stop = pos + 64
@@ -160,14 +170,14 @@ def _line_end(buf: bytes, pos: int, n: int) -> int:
     return buf.find(b"\n", pos) if pos < n else -1
 
 
-def _value_end(buf: bytes, i: int, n: int) -> int:
+def _value_end(buf: bytes, i: i64, n: i64) -> i64:
     """Where the data block of the ``VALUE`` line whose key starts at ``i`` ends (past its
     CRLF; beyond ``n`` when it is cut off), or -1 while the line itself is incomplete.
 
     ``VALUE <key> <flags> <bytes> [<cas>]`` is read forward: a key has no spaces, so the
     first one ends it, and the numbers are read in place (no split, no new objects)."""
     first = i
-    c = 0
+    c: i64 = 0
     while i < n:  # <key>, scanned rather than found: a bytes.find call costs more than
         c = buf[i]  # a short loop of index primitives in the compiled build
         if c == 32 or c == 10:
@@ -187,8 +197,7 @@ def _value_end(buf: bytes, i: int, n: int) -> int:
         raise ValueError("bad VALUE flags")
     i += 1
     first = i
-    size = 0
-    c = 0
+    size: i64 = 0
     while i < n:  # <bytes>
         c = buf[i]
         if c < 48 or c > 57:
@@ -197,7 +206,7 @@ def _value_end(buf: bytes, i: int, n: int) -> int:
         i += 1
     if i == n:
         return -1
-    if i == first:
+    if i == first or i - first > 10:  # (a 64-bit length cannot overflow)
         raise ValueError("bad VALUE length")
     if c == 32:  # <cas>
         i += 1

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Request
-from memfleet.protocol.responses import Result, classify
+from memfleet.protocol.responses import ERROR, HIT, MISS, OK, classify
 from memfleet.routes.base import Route, drop, unique_backends
 from memfleet.routes.fanout import fill_request
 
@@ -35,8 +35,8 @@ class _Try:
 
     def reply(self, _token: object, reply: bytes) -> None:
         result = classify(reply)
-        again = result is Result.ERROR or (result is Result.MISS and self.route.miss)
-        if result is not Result.ERROR or not self.best:
+        again = result is ERROR or (result is MISS and self.route.miss)
+        if result is not ERROR or not self.best:
             self.best = reply  # a miss is a better answer than a later error
         if again and self.left:
             self.next()
@@ -88,8 +88,8 @@ class _Zone:
 
     def local(self, _token: object, reply: bytes) -> None:
         result = classify(reply)
-        if result is Result.ERROR or (result is Result.MISS and self.route.miss):
-            if result is Result.MISS:
+        if result is ERROR or (result is MISS and self.route.miss):
+            if result is MISS:
                 self.miss = reply
             else:
                 self.error = reply
@@ -111,13 +111,13 @@ class _Zone:
         if self.remaining < 0:
             return  # answered already
         result = classify(reply)
-        if result is Result.HIT or (result is Result.OK):
+        if result is HIT or (result is OK):
             self.remaining = -1
             self.cb(self.token, reply)
             fill_ttl = self.route.fill_ttl
             local = self.route.local
             if (
-                result is Result.HIT
+                result is HIT
                 and self.miss
                 and local is not None
                 and fill_ttl is not None
@@ -127,7 +127,7 @@ class _Zone:
                 if fill is not None:
                     local.send(fill, drop, None)
             return
-        if result is Result.MISS:
+        if result is MISS:
             self.miss = reply
         elif not self.error:
             self.error = reply

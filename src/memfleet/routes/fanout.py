@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Reply, Request
-from memfleet.protocol.responses import Result, classify
+from memfleet.protocol.responses import ERROR, HIT, MISS, classify
 from memfleet.routes.base import Route, drop, unique_backends
 from memfleet.routes.pool import PoolRoute
 
@@ -93,19 +93,19 @@ class _Fastest:
         self.remaining -= 1
         if self.done:
             # A late copy: only a miss that a fill will repair is worth classifying.
-            if self.hit and self.route.fill_ttl is not None and classify(reply) is Result.MISS:
+            if self.hit and self.route.fill_ttl is not None and classify(reply) is MISS:
                 self._fill([index])
         else:
-            result = Result.HIT if reply.startswith(b"V") else classify(reply)
-            if result is Result.ERROR:
+            result = HIT if reply.startswith(b"V") else classify(reply)
+            if result is ERROR:
                 if not self.error:
                     self.error = reply
-            elif result is Result.MISS and self.route.miss:
+            elif result is MISS and self.route.miss:
                 self.miss = reply
                 self.missed.append(index)
             else:
                 self.done = True
-                if result is Result.HIT:
+                if result is HIT:
                     self.hit = reply
                     if self.missed:
                         self._fill(self.missed)
@@ -201,7 +201,7 @@ class _Sync:
             return
         answer = replies[-1]
         for r in replies:
-            if classify(r) is Result.ERROR:
+            if classify(r) is ERROR:
                 answer = r
                 break
         cb = self.cb

@@ -51,6 +51,9 @@ def test_framing_is_independent_of_read_boundaries(cuts: list[int]) -> None:
         b"VALUE a 0 1 \r\nx\r\nEND\r\n",  # an empty cas
         b"VALUE a 0 1\rx\nx\r\nEND\r\n",  # CR not followed by LF
         b"VALUE a 0 1\r\nxy\r\nEND\r\n",  # a data block longer than its length says
+        b"VALUE a 0 12345678901\r\n",  # over 10 digits: more than any value can be
+        b"VALUE a 0 99999999999999999999999\r\n",
+        b"VA 999999999999999999999999 s\r\n",
         b"VA x\r\n",
     ],
 )
