@@ -39,24 +39,31 @@ _QUEUE_FULL = b"SERVER_ERROR backend queue full\r\n"
 _limit_events = LimitEvents(log)
 
 
+def _no_write(_data: bytes) -> None:
+    """A link's write before it is connected (never called: flushes wait for the link)."""
+
+
 class _Link(asyncio.Protocol):
     """One TCP connection attempt; forwards events to its owner while it is current."""
 
-    __slots__ = ("owner", "transport")
+    __slots__ = ("owner", "transport", "write")
 
     def __init__(self, owner: BackendConnection) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
+        self.write: Callable[[bytes], object] = _no_write
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
         self.transport = cast(asyncio.Transport, transport)
+        self.write = self.transport.write  # bound once: a flush writes every loop turn
 
     def data_received(self, data: bytes) -> None:
         if self.owner._link is self:
             self.owner._on_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.write = _no_write  # the bound write referred back to the transport
         if self.owner._link is self:
             self.owner._fail("connection closed by backend" if exc is None else str(exc))
 
@@ -195,7 +202,7 @@ class BackendConnection:
         if not self._out or link is None or link.transport is None:
             return
         out = self._out
-        link.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        link.write(out[0] if len(out) == 1 else b"".join(out))
         if self._marks is not None:
             # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
             self._marks.append([len(out), perf_counter()])

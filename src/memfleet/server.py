@@ -654,8 +654,9 @@ class ClientConnection(asyncio.Protocol):
             return
         if head == self._next and not self._out and not closing:
             # Nothing else in flight: write now rather than wait for the end of the turn.
-            if reply:
-                transport.write(reply)
+            write = self._write
+            if reply and write is not None:
+                write(reply)
             return
         if reply:
             self._out.append(reply)

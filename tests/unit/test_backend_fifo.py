@@ -29,7 +29,7 @@ def connected() -> tuple[BackendConnection, FakeTransport]:
     conn = BackendConnection(Backend("127.0.0.1", 1, BackendOptions()))
     link = _Link(conn)
     transport = FakeTransport()
-    link.transport = transport  # type: ignore[assignment]
+    link.connection_made(transport)  # type: ignore[arg-type]
     conn._link = link
     return conn, transport
 

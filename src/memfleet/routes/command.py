@@ -12,11 +12,12 @@ from memfleet.routes.base import Route, unique_backends
 class CommandRoute(Route):
     """Chooses a child route by the request's command name."""
 
-    __slots__ = ("by_command", "default")
+    __slots__ = ("_get", "by_command", "default")
 
     def __init__(self, by_command: dict[bytes, Route], default: Route) -> None:
         self.by_command = by_command
         self.default = default
+        self._get = by_command.get(b"get", default)  # looked up once: most requests are gets
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Route by command, falling back to ``default``."""
@@ -24,7 +25,7 @@ class CommandRoute(Route):
 
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get goes where ``get`` is routed."""
-        self.by_command.get(b"get", self.default).send_get(key, wire, cb, token)
+        self._get.send_get(key, wire, cb, token)
 
     def backends(self) -> Iterator[Backend]:
         """Every backend of every child, each once."""

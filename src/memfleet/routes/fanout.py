@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Reply, Request
@@ -34,7 +35,7 @@ def fill_request(hit: bytes, ttl: int) -> Request | None:
 
 # Fan-out states kept for reuse per allfastest route: enough for a burst of gets in flight,
 # bounded so that a past burst does not hold memory forever.
-_FREE_STATES = 1024
+_FREE_STATES: Final = 1024
 
 
 def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:

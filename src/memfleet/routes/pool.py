@@ -10,12 +10,14 @@ import xxhash
 from memfleet.backend import Backend, ReplyCallback
 from memfleet.hashing import jump_hash
 from memfleet.pool import Pool
-from memfleet.protocol.errors import BACKEND_FAILURE as FAILURE
+from memfleet.protocol import errors
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
 
 # Final: the compiled build keeps these in C variables instead of looking them up per call.
 _xxh3: Final = xxhash.xxh3_64_intdigest
+
+FAILURE: Final = errors.BACKEND_FAILURE
 
 _WRITES: Final = frozenset(
     {
