@@ -1,6 +1,32 @@
-"""The unparsed tail of a byte stream, shared by the request parser and the reply framer."""
+"""What the request parser and the reply framer share: the unparsed tail of a byte stream,
+and decimal numbers read in place."""
 
 from __future__ import annotations
+
+from typing import Final
+
+from mypy_extensions import i64
+
+# More digits than this are never accumulated: any 18-digit number fits in an i64.
+MAX_DIGITS: Final = 18
+
+
+def read_digits(buf: bytes, i: i64, n: i64) -> tuple[i64, i64]:
+    """The ASCII digits of ``buf`` from ``i`` (up to ``n``): where they end, and their value,
+    which is -1 if there are none or more than ``MAX_DIGITS``. Read with index primitives,
+    no slice and no ``int()`` call: in the compiled build, C integers throughout."""
+    first = i
+    value: i64 = 0
+    while i < n:
+        c: i64 = buf[i]
+        if c < 48 or c > 57:
+            break
+        if i - first < MAX_DIGITS:
+            value = value * 10 + c - 48
+        i += 1
+    if i == first or i - first > MAX_DIGITS:
+        value = -1
+    return i, value
 
 
 class PendingBytes:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 from memfleet.protocol import errors
-from memfleet.protocol.buffer import PendingBytes
+from memfleet.protocol.buffer import PendingBytes, read_digits
 from memfleet.protocol.requests import Kind, Reply, Request
 
 MAX_KEY_LENGTH = 250
@@ -37,37 +37,14 @@ _U64 = 2**64
 def _parse_int(tok: bytes) -> int | None:
     """Digits with an optional sign, as C's strtol/strtoul accept them; None otherwise."""
     n = len(tok)
-    if 0 < n <= 18:
-        # The usual short unsigned number, read with index primitives: in the compiled build
-        # cheaper than the isdigit() and int() calls below.
-        v = 0
-        i = 0
-        while i < n:
-            c = tok[i]
-            if c < 48 or c > 57:
-                break
-            v = v * 10 + c - 48
-            i += 1
-        if i == n:
-            return v
+    end, v = read_digits(tok, 0, n)  # the usual short unsigned number, without int()
+    if end == n and v >= 0:
+        return v
     if tok.isdigit():
         return int(tok)
     if len(tok) > 1 and tok[0] in b"+-" and tok[1:].isdigit():
         return int(tok)
     return None
-
-
-def _digits_end(buf: bytes, i: int, n: int) -> int:
-    """Where 1 to 9 ASCII digits from ``buf[i]`` end (an index below ``n``), or -1."""
-    first = i
-    while i < n:
-        c = buf[i]
-        if c < 48 or c > 57:
-            break
-        i += 1
-    if i == first or i - first > 9 or i >= n:
-        return -1
-    return i
 
 
 def _ok_u32_flags(tok: bytes) -> bool:
@@ -197,21 +174,22 @@ class RequestParser:
         if i == 4 or i >= n or buf[i] != 32 or i - 4 > MAX_KEY_LENGTH:
             return None
         key_end = i
-        i = _digits_end(buf, i + 1, n)  # flags
-        if i < 0 or buf[i] != 32:
+        i, flags = read_digits(buf, i + 1, n)
+        if flags < 0 or i >= n or buf[i] != 32:
             return None
-        i = _digits_end(buf, i + 1, n)  # exptime
-        if i < 0 or buf[i] != 32:
+        i, exptime = read_digits(buf, i + 1, n)
+        if exptime < 0 or i >= n or buf[i] != 32:
             return None
-        first = i + 1
-        i = _digits_end(buf, first, n)  # bytes
-        if i < 0 or i + 1 >= n or buf[i] != 13 or buf[i + 1] != 10:
+        i, vlen = read_digits(buf, i + 1, n)
+        if vlen < 0 or i + 1 >= n or buf[i] != 13 or buf[i + 1] != 10:
             return None
-        vlen = 0
-        while first < i:
-            vlen = vlen * 10 + buf[first] - 48
-            first += 1
-        if vlen > self.max_item_size or i + 4 + vlen != n or buf[n - 2] != 13 or buf[n - 1] != 10:
+        if (
+            vlen > self.max_item_size
+            or vlen > _INT32_MAX - 2
+            or i + 4 + vlen != n
+            or buf[n - 2] != 13
+            or buf[n - 1] != 10
+        ):
             return None
         self.parsed += 1
         return Request(Kind.KEYED, b"set", buf, buf[4:key_end])

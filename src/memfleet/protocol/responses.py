@@ -19,7 +19,7 @@ from typing import Final
 from mypy_extensions import i64
 
 from memfleet.protocol import errors
-from memfleet.protocol.buffer import PendingBytes
+from memfleet.protocol.buffer import PendingBytes, read_digits
 
 
 class Result(IntEnum):
@@ -187,32 +187,21 @@ def _value_end(buf: bytes, i: i64, n: i64) -> i64:
         return -1
     if i == first or c == 10:
         raise ValueError("bad VALUE key")
-    i += 1
-    first = i
-    while i < n and 48 <= buf[i] <= 57:  # <flags>
-        i += 1
+    i, flags = read_digits(buf, i + 1, n)
     if i == n:
         return -1
-    if i == first or buf[i] != 32:
+    if flags < 0 or buf[i] != 32:
         raise ValueError("bad VALUE flags")
-    i += 1
-    first = i
-    size: i64 = 0
-    while i < n:  # <bytes>
-        c = buf[i]
-        if c < 48 or c > 57:
-            break
-        size = size * 10 + c - 48
-        i += 1
+    first = i + 1
+    i, size = read_digits(buf, first, n)
     if i == n:
         return -1
-    if i == first or i - first > 10:  # (a 64-bit length cannot overflow)
+    if size < 0 or i - first > 10:  # no value is that long
         raise ValueError("bad VALUE length")
-    if c == 32:  # <cas>
-        i += 1
-        first = i
-        while i < n and 48 <= buf[i] <= 57:
-            i += 1
+    c = buf[i]
+    if c == 32:  # <cas>: any number of digits, not needed as a value
+        first = i + 1
+        i, _cas = read_digits(buf, first, n)
         if i == n:
             return -1
         if i == first:

@@ -253,3 +253,18 @@ def test_plain_sets_take_the_fast_path(data: bytes) -> None:
     assert req is not None
     assert (req.kind, req.cmd, req.wire, req.reply) == (Kind.KEYED, b"set", data, Reply.NORMAL)
     assert req.key == data.split(b" ")[1]
+
+
+@given(st.binary(max_size=30), st.integers(0, 30))
+@settings(max_examples=500)
+def test_digits_are_read_in_place_as_int_reads_them(data: bytes, start: int) -> None:
+    from memfleet.protocol.buffer import MAX_DIGITS, read_digits
+
+    data = data.replace(b"\x00", b"7")  # more digit runs than random bytes give
+    n = len(data)
+    i = min(start, n)
+    end = i
+    while end < n and data[end : end + 1].isdigit():
+        end += 1
+    want = int(data[i:end]) if 0 < end - i <= MAX_DIGITS else -1
+    assert read_digits(data, i, n) == (end, want)
