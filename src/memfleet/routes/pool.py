@@ -46,7 +46,7 @@ class PoolRoute(Route):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.backend_list = pool.backends
-        # The placement rule, unpacked so the plain-get path makes no extra call.
+        # The placement rule, unpacked: ``shard`` computes it without calls into Placement.
         self._jump = jump_hash
         self._seed64 = pool.placement.seed64
         self._n = len(pool.backends)
@@ -77,11 +77,7 @@ class PoolRoute(Route):
 
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: straight to the key's backend."""
-        one = self._one
-        if one is not None:
-            one.send(wire, cb, token)
-        else:
-            self.backend_list[self._jump(_xxh3(key, self._seed64), self._n)].send(wire, cb, token)
+        self.backend_list[self.shard(key)].send(wire, cb, token)
 
     def backends(self) -> Iterator[Backend]:
         """The pool's backends."""

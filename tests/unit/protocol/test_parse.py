@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,17 +110,24 @@ SESSION = (
 )
 
 
+def feed_in_pieces(
+    feed: Callable[[bytes], list[Request]], data: bytes, cuts: list[int]
+) -> list[Request]:
+    """``data`` fed in the pieces ``cuts`` (offsets, any order) make; every request back."""
+    got: list[Request] = []
+    prev = 0
+    for c in [*sorted(cuts), len(data)]:
+        got += feed(data[prev:c])
+        prev = c
+    return got
+
+
 @given(st.lists(st.integers(min_value=0, max_value=len(SESSION)), max_size=12))
 @settings(max_examples=300)
 def test_any_split_gives_the_same_requests(cuts: list[int]) -> None:
     whole = summary(parse_all(SESSION))
     p = RequestParser()
-    got: list[Request] = []
-    prev = 0
-    for c in sorted(cuts):
-        got += p.feed(SESSION[prev:c])
-        prev = c
-    got += p.feed(SESSION[prev:])
+    got = feed_in_pieces(p.feed, SESSION, cuts)
     assert summary(got) == whole
     assert len(whole) == 16
 
@@ -155,11 +164,7 @@ def feed_like_the_fast_path(p: RequestParser, chunk: bytes) -> list[Request]:
 def test_one_request_at_a_time_gives_the_same_requests(cuts: list[int]) -> None:
     whole = summary(parse_all(SESSION))
     p = RequestParser()
-    got: list[Request] = []
-    prev = 0
-    for c in [*sorted(cuts), len(SESSION)]:
-        got += feed_like_the_fast_path(p, SESSION[prev:c])
-        prev = c
+    got = feed_in_pieces(lambda chunk: feed_like_the_fast_path(p, chunk), SESSION, cuts)
     assert summary(got) == whole
     assert p.parsed == len(whole)
 
