@@ -22,7 +22,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +50,11 @@ COMPILED = [
     "memfleet/routes/command.py",
     "memfleet/server.py",
     "memfleet/binary_server.py",
+    "memfleet/sockio.py",
 ]
+
+# The one hand-written C module: a socket send that keeps the GIL (see memfleet/sockio.py).
+SOCKIO = Extension("memfleet._sockio", ["src/memfleet/_sockio.c"], extra_compile_args=["-O2"])
 
 # Type-checking for compilation only: the build environment does not have the runtime
 # dependencies (pydantic, uvloop...), and the strict project settings are enforced by CI's own
@@ -113,7 +117,8 @@ def _extensions() -> list[object]:
         f.write(MYPY_BUILD_CONFIG)
     try:
         paths = [f"src/{p}" for p in COMPILED]
-        return list(mypycify(["--config-file", cfg, *paths], opt_level="3", group_name="memfleet"))
+        compiled = mypycify(["--config-file", cfg, *paths], opt_level="3", group_name="memfleet")
+        return [*compiled, SOCKIO]
     finally:
         os.unlink(cfg)
 

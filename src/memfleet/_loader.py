@@ -60,13 +60,15 @@ def compiled_modules(package_dir: Path = PACKAGE_DIR) -> list[Path]:
 
 
 def stale_modules(compiled: list[Path]) -> list[Path]:
-    """Sources edited after their module was compiled (only meaningful in a source checkout:
-    installing a wheel does not keep the build's file times)."""
+    """Sources (``.py``, or the C helper's ``.c``) edited after their module was compiled
+    (only meaningful in a source checkout: installing a wheel does not keep the build's file
+    times)."""
     stale = []
     for ext in compiled:
-        source = ext.with_name(ext.name.split(".", 1)[0] + ".py")
-        if source.exists() and source.stat().st_mtime > ext.stat().st_mtime:
-            stale.append(source)
+        stem = ext.name.split(".", 1)[0]
+        for source in (ext.with_name(stem + ".py"), ext.with_name(stem + ".c")):
+            if source.exists() and source.stat().st_mtime > ext.stat().st_mtime:
+                stale.append(source)
     return stale
 
 

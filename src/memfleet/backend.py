@@ -29,6 +29,7 @@ from memfleet.limits import LimitEvents
 from memfleet.protocol import errors
 from memfleet.protocol.responses import FramingError, ResponseFramer
 from memfleet.security import client_context
+from memfleet.sockio import SocketWriter
 
 log = logging.getLogger("memfleet.backend")
 
@@ -39,31 +40,29 @@ _QUEUE_FULL = b"SERVER_ERROR backend queue full\r\n"
 _limit_events = LimitEvents(log)
 
 
-def _no_write(_data: bytes) -> None:
-    """A link's write before it is connected (never called: flushes wait for the link)."""
-
-
 class _Link(asyncio.Protocol):
     """One TCP connection attempt; forwards events to its owner while it is current."""
 
-    __slots__ = ("owner", "transport", "write")
+    __slots__ = ("owner", "transport", "writer")
 
     def __init__(self, owner: BackendConnection) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
-        self.write: Callable[[bytes], object] = _no_write
+        self.writer: SocketWriter | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
         self.transport = cast(asyncio.Transport, transport)
-        self.write = self.transport.write  # bound once: a flush writes every loop turn
+        self.writer = SocketWriter(self.transport)
 
     def data_received(self, data: bytes) -> None:
         if self.owner._link is self:
             self.owner._on_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.write = _no_write  # the bound write referred back to the transport
+        if self.writer is not None:
+            self.writer.stop()  # the socket is closed after this returns
+            self.writer = None
         if self.owner._link is self:
             self.owner._fail("connection closed by backend" if exc is None else str(exc))
 
@@ -199,10 +198,10 @@ class BackendConnection:
     def _flush(self) -> None:
         self._flush_queued = False
         link = self._link
-        if not self._out or link is None or link.transport is None:
+        if not self._out or link is None or link.writer is None:
             return
         out = self._out
-        link.write(out[0] if len(out) == 1 else b"".join(out))
+        link.writer.send(out[0] if len(out) == 1 else b"".join(out))
         if self._marks is not None:
             # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
             self._marks.append([len(out), perf_counter()])

@@ -97,12 +97,11 @@ class BinaryClientConnection(ClientConnection):
         if transport is None:
             return
         self.transport = transport
-        self._write = transport.write
+        self._writer, old._writer = old._writer, None
         self.peer = old.peer
         self.proxy.clients.discard(old)
         self.proxy.clients.add(self)
         old.transport = None
-        old._write = None
         # The stats count follows the transport (see ClientConnection.connection_lost).
         self._registered, old._registered = old._registered, False
         transport.set_protocol(self)

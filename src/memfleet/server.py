@@ -29,6 +29,7 @@ from memfleet.protocol.responses import merge_get_replies
 from memfleet.routes.base import Route
 from memfleet.routes.builder import BackendKey, build_pools, build_routes
 from memfleet.security import PasswordFile, server_context
+from memfleet.sockio import SocketWriter
 from memfleet.stats import ProxyStats, backend_stats, proxy_extra_lines, render
 
 log = logging.getLogger("memfleet.proxy")
@@ -240,7 +241,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_authed", "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_head",
         "_inflight_paused", "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered",
-        "_write", "_write_paused",
+        "_write_paused", "_writer",
         "idle_for", "parser", "partial_for", "peer", "proxy", "stalled_for", "stats",
         "sweep_next", "transport",
     )  # fmt: skip
@@ -250,8 +251,8 @@ class ClientConnection(asyncio.Protocol):
         self.stats = proxy.stats
         self.parser = proxy.new_parser()
         self.transport: asyncio.Transport | None = None
-        # The transport's write, bound once: every reply goes through it.
-        self._write: Callable[[bytes], object] | None = None
+        # Every reply goes through it (straight to the socket when it can: memfleet.sockio).
+        self._writer: SocketWriter | None = None
         # Bound once too, instead of a new bound method for every get.
         self._get_cb: Callable[[int, bytes], None] = self._deliver_get
         self._deliver_cb: Callable[[int, bytes], None] = self.deliver
@@ -294,7 +295,7 @@ class ClientConnection(asyncio.Protocol):
             t.close()
             return
         self.transport = t
-        self._write = t.write
+        self._writer = SocketWriter(t)
         self._registered = True
         t.set_write_buffer_limits(high=limits.max_pending_bytes)
         self.proxy.clients.add(self)
@@ -304,7 +305,9 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # Break the cycles through bound methods now: with the GC's raised threshold an idle
         # proxy would otherwise hold closed connections until the next collection.
-        self._write = None
+        if self._writer is not None:
+            self._writer.stop()  # the socket is closed after this returns
+            self._writer = None
         self._get_cb = self._deliver_cb = _drop
         if self.transport is not None and self._registered:
             self.transport = None
@@ -354,6 +357,8 @@ class ClientConnection(asyncio.Protocol):
         t = self.transport
         if t is None:
             return
+        if self._writer is not None:
+            self._writer.stop()  # closing: the transport writes what is left, then nothing
         if self._write_paused:
             t.abort()  # it does not read: nothing more can be written
             return
@@ -620,9 +625,9 @@ class ClientConnection(asyncio.Protocol):
         if seq == self._head and seq + 1 == self._next and not self._out and self._close_at < 0:
             # The only request in flight: its reply goes out now (nothing to order it with).
             self._head = seq + 1
-            write = self._write
-            if write is not None:
-                write(reply)
+            writer = self._writer
+            if writer is not None:
+                writer.send(reply)
             if self._inflight_paused:
                 self._in_flight_drained()
             return
@@ -654,26 +659,29 @@ class ClientConnection(asyncio.Protocol):
             return
         if head == self._next and not self._out and not closing:
             # Nothing else in flight: write now rather than wait for the end of the turn.
-            write = self._write
-            if reply and write is not None:
-                write(reply)
+            writer = self._writer
+            if reply and writer is not None:
+                writer.send(reply)
             return
         if reply:
             self._out.append(reply)
         if closing:
             self._flush()
-            transport.close()
+            self.close()
         elif self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
-        if self._out and self.transport is not None:
+        writer = self._writer
+        if self._out and writer is not None:
             out = self._out
             self._out = []
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            writer.send(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
         """Close the client connection (proxy shutdown)."""
+        if self._writer is not None:
+            self._writer.stop()  # replies still coming are dropped, as the transport does
         if self.transport is not None:
             self.transport.close()

@@ -18,6 +18,9 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default  # no socket: the connection writes through write()
+
     def abort(self) -> None:
         pass
 
