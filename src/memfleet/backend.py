@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -38,6 +38,14 @@ ReplyCallback = Callable[[Any, bytes], None]
 _FAILURE = errors.BACKEND_FAILURE
 _QUEUE_FULL = b"SERVER_ERROR backend queue full\r\n"
 _limit_events = LimitEvents(log)
+
+
+# Slots a drained connection keeps for reuse (two lists of this many pointers).
+_KEPT_SLOTS: Final = 1024
+
+
+def _answered(_token: Any, _reply: bytes) -> None:
+    """What a FIFO slot holds once its request is answered (never called)."""
 
 
 class _Link(asyncio.Protocol):
@@ -114,6 +122,7 @@ class BackendConnection:
         "_clock",
         "_connecting",
         "_draining",
+        "_end",
         "_flush_queued",
         "_framer",
         "_last_activity",
@@ -133,12 +142,15 @@ class BackendConnection:
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time  # bound once: read on every backend read
         self._turn = _flush_turn(self._loop)
-        # The FIFO of requests awaiting a reply: callbacks and tokens side by side, consumed
-        # from index ``_waiting`` on. Two plain lists rather than a deque of pairs: no tuple
-        # per request, and list indexing is a primitive in the compiled build.
+        # The FIFO of requests awaiting a reply: callbacks and tokens side by side, waiting in
+        # slots ``_waiting`` to ``_end``. Two plain lists rather than a deque of pairs: no
+        # tuple per request, and list indexing is a primitive in the compiled build. Slots
+        # are overwritten rather than appended and cleared: a list emptied and refilled every
+        # loop turn would free and regrow its array every time.
         self._cbs: list[ReplyCallback] = []
         self._tokens: list[Any] = []
         self._waiting = 0
+        self._end = 0
         self._out: list[bytes] = []
         self._link: _Link | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -153,21 +165,21 @@ class BackendConnection:
     @property
     def in_flight(self) -> int:
         """Requests sent or queued and not yet answered."""
-        return len(self._cbs) - self._waiting
+        return self._end - self._waiting
 
     def _take_pending(self) -> list[tuple[ReplyCallback, Any]]:
         """Empty the FIFO, returning what it held (to be failed)."""
-        w = self._waiting
-        pending = list(zip(self._cbs[w:], self._tokens[w:], strict=True))
+        w, end = self._waiting, self._end
+        pending = list(zip(self._cbs[w:end], self._tokens[w:end], strict=True))
         self._cbs = []
         self._tokens = []
-        self._waiting = 0
+        self._waiting = self._end = 0
         return pending
 
     def send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
         """Queue one request; ``cb(token, reply)`` is called with its reply or a failure."""
-        cbs = self._cbs
-        queued = len(cbs) - self._waiting
+        end = self._end
+        queued = end - self._waiting
         if queued >= self.backend.max_queue:
             # A backend that cannot keep up must not make the proxy's memory grow: the
             # excess fails at once (an error result, so failover routes move on).
@@ -184,8 +196,14 @@ class BackendConnection:
                 self._timer = self._loop.call_later(
                     self.backend.options.read_timeout, self._check_timeout
                 )
-        cbs.append(cb)
-        self._tokens.append(token)
+        cbs = self._cbs
+        if end < len(cbs):
+            cbs[end] = cb
+            self._tokens[end] = token
+        else:
+            cbs.append(cb)
+            self._tokens.append(token)
+        self._end = end + 1
         self._out.append(wire)
         link = self._link
         if link is not None and link.transport is not None:
@@ -247,7 +265,7 @@ class BackendConnection:
         cbs = self._cbs
         tokens = self._tokens
         w = self._waiting
-        if len(replies) > len(cbs) - w:
+        if len(replies) > self._end - w:
             self._fail("backend sent more replies than requests")
             return
         self._last_activity = self._clock()
@@ -257,20 +275,26 @@ class BackendConnection:
         for reply in replies:
             cb = cbs[w]
             token = tokens[w]
+            # The slot lets go of them now: a client or fan-out state is not kept alive by a
+            # slot waiting to be reused.
+            cbs[w] = _answered
+            tokens[w] = None
             w += 1
             self._waiting = w  # before the call: a callback may send more on this connection
             cb(token, reply)
             if self._cbs is not cbs:
                 return  # the callback failed or closed this connection: the rest was answered
-        n = len(cbs)
-        if w == n:
-            cbs.clear()
-            tokens.clear()
-            self._waiting = 0
-        elif w > 4096 and w * 2 > n:
+        end = self._end
+        if w == end:
+            self._waiting = self._end = 0  # drained: the slots are reused from the start
+            if len(cbs) > _KEPT_SLOTS:
+                del cbs[_KEPT_SLOTS:]  # a past burst does not keep its memory
+                del tokens[_KEPT_SLOTS:]
+        elif w > 4096 and w * 2 > end:
             # A connection that never drains (steady pipelining) still gets compacted.
             del cbs[:w]
             del tokens[:w]
+            self._end = end - w
             self._waiting = 0
         if self._draining and not self.in_flight:
             self.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
-from memfleet.backend import Backend, BackendConnection, _Link
+from memfleet.backend import _KEPT_SLOTS, Backend, BackendConnection, _Link
 from memfleet.config import BackendOptions
 
 
@@ -84,3 +85,45 @@ def test_a_failure_answers_only_what_is_still_pending() -> None:
     assert [t for t, _ in got] == [0, 1, 2, 3, 4]
     assert [r for _, r in got[:2]] == [b"END\r\n"] * 2
     assert all(r.startswith(b"SERVER_ERROR") for _, r in got[2:])
+
+
+def test_answered_slots_let_go_are_reused_and_a_burst_is_trimmed() -> None:
+    class Token:
+        pass
+
+    async def run() -> tuple[bool, list[tuple[int, bytes]], list[int], int, int]:
+        conn, _ = connected()
+        token = Token()
+        gone = weakref.ref(token)
+        conn.send(b"get a\r\n", lambda t, r: None, token)
+        del token
+        conn._on_data(b"END\r\n")
+        released = gone() is None  # the answered slot does not keep its token alive
+
+        got: list[tuple[int, bytes]] = []
+
+        def resend(t: int, r: bytes) -> None:
+            # Sends on the same connection while its replies are being handed out.
+            got.append((t, r))
+            if t == 0:
+                conn.send(b"get c\r\n", resend, 2)
+
+        slots = []
+        for _ in range(2):  # the second round reuses the first one's slots
+            conn.send(b"get a\r\n", resend, 0)
+            conn.send(b"get b\r\n", resend, 1)
+            conn._on_data(b"END\r\nEND\r\n")
+            conn._on_data(b"VALUE c 0 1\r\nx\r\nEND\r\n")
+            slots.append(len(conn._cbs))
+
+        for i in range(5000):
+            conn.send(b"get k\r\n", lambda t, r: None, i)
+        conn._on_data(b"END\r\n" * 5000)
+        return released, got, slots, len(conn._cbs), conn.in_flight
+
+    released, got, slots, after_burst, in_flight = asyncio.run(run())
+    assert released
+    assert got == 2 * [(0, b"END\r\n"), (1, b"END\r\n"), (2, b"VALUE c 0 1\r\nx\r\nEND\r\n")]
+    assert slots == [3, 3]
+    assert after_burst == _KEPT_SLOTS
+    assert in_flight == 0
