@@ -48,6 +48,11 @@ def _answered(_token: Any, _reply: bytes) -> None:
     """What a FIFO slot holds once its request is answered (never called)."""
 
 
+# Final: a C variable in the compiled build, where a module function used as a value is
+# otherwise looked up in the module's dict every time.
+_ANSWERED: Final[ReplyCallback] = _answered
+
+
 class _Link(asyncio.Protocol):
     """One TCP connection attempt; forwards events to its owner while it is current."""
 
@@ -277,7 +282,7 @@ class BackendConnection:
             token = tokens[w]
             # The slot lets go of them now: a client or fan-out state is not kept alive by a
             # slot waiting to be reused.
-            cbs[w] = _answered
+            cbs[w] = _ANSWERED
             tokens[w] = None
             w += 1
             self._waiting = w  # before the call: a callback may send more on this connection

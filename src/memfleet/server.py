@@ -680,7 +680,8 @@ class ClientConnection(asyncio.Protocol):
             writer.send(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
-        """Close the client connection (proxy shutdown)."""
+        """Close the client connection: at proxy shutdown, or once the reply it was to close
+        after (``quit``, a protocol error) is written."""
         if self._writer is not None:
             self._writer.stop()  # replies still coming are dropped, as the transport does
         if self.transport is not None:

@@ -33,6 +33,10 @@ def fill_request(hit: bytes, ttl: int) -> Request | None:
     return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
 
 
+# Final: a C variable in the compiled build (an imported function is otherwise looked up in
+# the module's dict each time a state is released).
+_DROP: Final[ReplyCallback] = drop
+
 # Fan-out states kept for reuse per allfastest route: enough for a burst of gets in flight,
 # bounded so that a past burst does not hold memory forever.
 _FREE_STATES: Final = 1024
@@ -119,7 +123,7 @@ class _Fastest:
 
     def _release(self) -> None:
         # Every child has answered: nothing refers to this state any more.
-        self.cb = drop
+        self.cb = _DROP
         self.token = None
         self.error = self.miss = self.hit = b""
         self.missed.clear()
@@ -208,7 +212,7 @@ class _Sync:
         cb = self.cb
         token = self.token
         # Released before answering: the answer may lead to another request on this route.
-        self.cb = drop
+        self.cb = _DROP
         self.token = None
         free = self.route._free
         if len(free) < _FREE_STATES:
