@@ -211,7 +211,7 @@ class BackendConnection:
         self._end = end + 1
         self._out.append(wire)
         link = self._link
-        if link is not None and link.transport is not None:
+        if link is not None and link.writer is not None:  # the same test as _flush's
             if not self._flush_queued:
                 self._flush_queued = True
                 self._turn.add(self)
