@@ -1,5 +1,5 @@
 """``python -m memfleet``."""
 
-from memfleet.cli import main
+from memfleet.cli.main import main
 
 main()

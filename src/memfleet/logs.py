@@ -101,3 +101,28 @@ class RateLimitedLog:
             "client %s protocol error: %s", peer_text(peer), reply,
             extra={"event": self.event, "peer": peer_text(peer), "reply": reply},
         )  # fmt: skip
+
+
+class LimitEvents:
+    """Logs limit hits: at most one line per kind of limit per interval, with a count of
+    what it hid (a flood of bad clients must not become a flood of log lines). Each line
+    carries ``event=limit_<kind>`` for the JSON log format."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 1.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._hidden: dict[str, int] = {}
+
+    def warning(self, kind: str, msg: str, *args: object) -> None:
+        """Log ``msg`` unless a ``kind`` line was logged less than ``interval`` ago."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.interval:
+            self._hidden[kind] = self._hidden.get(kind, 0) + 1
+            return
+        hidden = self._hidden.pop(kind, 0)
+        self._last[kind] = now
+        suffix = f" ({hidden} more like it since the last line)" if hidden else ""
+        self.logger.warning(
+            msg + suffix, *args, extra={"event": f"limit_{kind}", "suppressed": hidden}
+        )

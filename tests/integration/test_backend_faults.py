@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from tests.helpers import Conn, Memcached, ProxyProcess, pool_config
 
-from memfleet.hashing import Placement
+from memfleet.backends.hashing import Placement
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import pytest
 from tests.helpers import Conn, Memcached, ProxyProcess, pool_config
 
-from memfleet.hashing import Placement
+from memfleet.backends.hashing import Placement
 
 pytestmark = pytest.mark.integration
 

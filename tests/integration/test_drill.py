@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from memfleet.drill import WARM_PREFIX
-from memfleet.hashing import Placement
+from memfleet.backends.hashing import Placement
+from memfleet.tools.drill import WARM_PREFIX
 
 KEYS = 1500
 

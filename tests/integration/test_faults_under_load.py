@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import Conn, Memcached, ProxyProcess
 from tests.workload import KEYS, Workload, churn_connections, wait_backend_up
 
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from tests.integration.fleet_helpers import (
     set_keys,
 )
 
-from memfleet.hashing import Placement
+from memfleet.backends.hashing import Placement
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 from pymemcache.client.base import Client
 from tests.helpers import Memcached, ProxyProcess, pool_config
 
-from memfleet.hashing import Placement
+from memfleet.backends.hashing import Placement
 
 pytestmark = pytest.mark.integration
 

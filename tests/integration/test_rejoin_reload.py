@@ -13,7 +13,7 @@ import pytest
 import yaml
 from tests.helpers import Conn, Memcached, ProxyProcess, pool_config, wait_until
 
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 
 pytestmark = pytest.mark.integration
 

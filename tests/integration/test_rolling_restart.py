@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import Conn, ProxyProcess, free_port
 from tests.integration.fleet_helpers import Cmd, wait_for
 
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 
 pytestmark = pytest.mark.integration
 

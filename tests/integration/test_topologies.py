@@ -9,8 +9,8 @@ import pytest
 from pymemcache.client.base import Client
 from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
 
-from memfleet.hashing import Placement
-from memfleet.topology import Topology
+from memfleet.backends.hashing import Placement
+from memfleet.topology.presets import Topology
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from memfleet.cli import main
+from memfleet.cli.main import main
 from memfleet.config import parse_config
 from memfleet.kube import regen
-from memfleet.topology import TOPOLOGIES
+from memfleet.topology.presets import TOPOLOGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

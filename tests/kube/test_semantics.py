@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+from memfleet.backends.hashing import jump_hash, key_hash
 from memfleet.config import parse_config
-from memfleet.hashing import jump_hash, key_hash
 from memfleet.kube import RenderOptions, render
 from memfleet.kube.sizing import cache_memory, volume_size_mi
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 from tests.kube.k8s import all_containers, matches, mebibytes, pod_spec, pods, term_selector
 from tests.kube.variants import variant_id, variants
 

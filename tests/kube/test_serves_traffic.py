@@ -32,12 +32,12 @@ from typing import Any
 import pytest
 import yaml
 
+from memfleet.backends.hashing import Placement
 from memfleet.config import ProxyConfig, parse_config, parse_hostport
-from memfleet.hashing import Placement
 from memfleet.kube import RenderOptions, render
 from memfleet.kube.common import CONFIG_FILE, CONFIGMAP_NAME
 from memfleet.kube.kustomize import dump_all
-from memfleet.topology import TOPOLOGIES, Topology
+from memfleet.topology.presets import TOPOLOGIES, Topology
 
 Obj = dict[str, Any]
 MEMCACHED = "/usr/bin/memcached"

@@ -9,7 +9,7 @@ from typing import Any
 
 from memfleet.kube import RenderOptions, render
 from memfleet.kube.options import PERSISTENCE_MODES, PROXY_MODES
-from memfleet.topology import TOPOLOGIES, Topology
+from memfleet.topology.presets import TOPOLOGIES, Topology
 
 Obj = dict[str, Any]
 

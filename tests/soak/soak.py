@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.helpers import Conn, Memcached, ProxyProcess
 from tests.workload import KEYS, Workload, churn_connections, wait_backend_up
 
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 
 OPTIONS = {"read_timeout": 0.5, "connect_timeout": 0.5, "failure_limit": 2, "retry_timeout": 0.5}
 

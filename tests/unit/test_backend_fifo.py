@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from typing import Any
 
-from memfleet.backend import _KEPT_SLOTS, Backend, BackendConnection, _Link
+from memfleet.backends.backend import _KEPT_SLOTS, Backend, BackendConnection, _Link
 from memfleet.config import BackendOptions
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from memfleet import hashing
-from memfleet.hashing import Placement, jump_hash_py, key_hash, pool_seed
+from memfleet.backends import hashing
+from memfleet.backends.hashing import Placement, jump_hash_py, key_hash, pool_seed
 
 # Both the compiled jump hash (when installed) and the pure-Python one must match.
 JUMPS = {"python": jump_hash_py, "active": hashing.jump_hash}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from memfleet.node import (
+from memfleet.fleet.node import (
     MIB,
     check_state_file,
     connect_host,

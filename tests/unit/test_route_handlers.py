@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.config import ConfigError, parse_config
 from memfleet.protocol.parse import RequestParser
 from memfleet.protocol.requests import Request

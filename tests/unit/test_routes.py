@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.hashing import Placement
+from memfleet.backends.pool import Pool
 from memfleet.config import BackendOptions, ProxyConfig
-from memfleet.hashing import Placement
-from memfleet.pool import Pool
 from memfleet.protocol.parse import RequestParser
 from memfleet.routes import CommandRoute, PoolRoute, build_routes
 from memfleet.routes.builder import build_pools

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from memfleet.cli_options import topology_options
 from memfleet.kube.kustomize import base_files, dump_all, write_files
 from memfleet.kube.options import (
     DEFAULT_CSI_DRIVER,
@@ -20,7 +19,8 @@ from memfleet.kube.options import (
 )
 from memfleet.kube.readme import readme
 from memfleet.kube.render import render as render_bundle
-from memfleet.topology import Topology
+from memfleet.topology.options import topology_options
+from memfleet.topology.presets import Topology
 
 
 @click.command("render")

@@ -9,7 +9,7 @@ import yaml
 
 from memfleet.kube.common import CONFIGMAP_NAME, Obj, labels, metadata
 from memfleet.kube.options import LOCAL_PORT, PORT, RenderOptions
-from memfleet.topology import NodeSpec, template_address
+from memfleet.topology.presets import NodeSpec, template_address
 
 
 def statefulset_of(node: NodeSpec) -> str:

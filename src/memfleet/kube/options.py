@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from memfleet import __version__
-from memfleet.topology import Topology
+from memfleet.topology.presets import Topology
 
 ProxyMode = Literal["daemonset", "sidecar"]
 Persistence = Literal["none", "memory-file", "restartable"]

@@ -18,7 +18,7 @@ from memfleet.kube.options import RenderOptions
 from memfleet.kube.readme import readme
 from memfleet.kube.render import render
 from memfleet.kube.sizing import cache_for_volume, cache_memory
-from memfleet.topology import TOPOLOGIES, Topology
+from memfleet.topology.presets import TOPOLOGIES, Topology
 
 OVERLAY = "examples/pmem-overlay"
 OVERLAY_BASE = "persistence/sharded-memory-file"

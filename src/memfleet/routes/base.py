@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from mypy_extensions import mypyc_attr
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Request
 
 __all__ = ["ReplyCallback", "Route", "drop", "unique_backends"]

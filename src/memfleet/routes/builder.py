@@ -6,9 +6,9 @@ connections (and health state) of every backend it did not change.
 
 from __future__ import annotations
 
-from memfleet.backend import Backend
+from memfleet.backends.backend import Backend
+from memfleet.backends.pool import Pool
 from memfleet.config import BackendOptions, ProxyConfig, parse_hostport
-from memfleet.pool import Pool
 from memfleet.routes.base import Route
 from memfleet.routes.command import CommandRoute
 from memfleet.routes.failover import Failover, ZFailover

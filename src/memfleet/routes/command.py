@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route, unique_backends
 

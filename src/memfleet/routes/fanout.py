@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, classify
 from memfleet.routes.base import Route, drop, unique_backends

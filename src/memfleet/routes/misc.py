@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from memfleet.backend import Backend, ReplyCallback
+from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route, unique_backends
 

@@ -7,9 +7,9 @@ from typing import Final
 
 import xxhash
 
-from memfleet.backend import Backend, ReplyCallback
-from memfleet.hashing import jump_hash
-from memfleet.pool import Pool
+from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.hashing import jump_hash
+from memfleet.backends.pool import Pool
 from memfleet.protocol import errors
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route

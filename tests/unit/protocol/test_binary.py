@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memfleet.binary_server import BinaryClientConnection, handle_binary
 from memfleet.config import parse_config
 from memfleet.protocol.binary import (
     Action,
@@ -25,7 +24,8 @@ from memfleet.protocol.binary import (
 )
 from memfleet.protocol.parse import RequestParser
 from memfleet.protocol.requests import Kind, Reply
-from memfleet.server import ClientConnection, Proxy
+from memfleet.proxy.app import ClientConnection, Proxy
+from memfleet.proxy.binary_connection import BinaryClientConnection, handle_binary
 
 HEADER = struct.Struct(">BBHBBHIIQ")
 

@@ -34,8 +34,8 @@ from memfleet.protocol.binary import (
     stats_response,
     translate_reply,
 )
+from memfleet.proxy.app import ClientConnection, Proxy
 from memfleet.routes.base import drop
-from memfleet.server import ClientConnection, Proxy
 
 _VERSION = f"memfleet-{__version__}".encode()
 _MECHANISMS = b"PLAIN"

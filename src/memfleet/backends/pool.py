@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from memfleet.backend import Backend
-from memfleet.hashing import Placement
+from memfleet.backends.backend import Backend
+from memfleet.backends.hashing import Placement
 
 
 class Pool:

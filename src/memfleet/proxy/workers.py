@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.parser import text_string_to_metric_families
 
-log = logging.getLogger("memfleet.workers")
+log = logging.getLogger("memfleet.proxy.workers")
 
 RESTART_DELAY = 1.0
 

@@ -11,9 +11,9 @@ import sys
 import click
 
 from memfleet import __version__
-from memfleet.cli_options import topology_options
 from memfleet.config import ConfigError, load_config, parse_hostport
-from memfleet.topology import Topology, template_address
+from memfleet.topology.options import topology_options
+from memfleet.topology.presets import Topology, template_address
 
 DEFAULT_BACKEND_TEMPLATE = "{name}.{statefulset}-headless.default.svc.cluster.local:11211"
 
@@ -128,7 +128,7 @@ def proxy(
 
 def _supervise(workers: int, listen: str, metrics: str | None) -> int:
     """Run ``workers`` copies of this very command on one port; see memfleet.workers."""
-    from memfleet.workers import supervise
+    from memfleet.proxy.workers import supervise
 
     host, port = parse_hostport(listen)
     args = sys.argv[sys.argv.index("proxy") + 1 :]
@@ -158,19 +158,19 @@ async def _run_proxy(
     reuse_port: bool = False,
 ) -> None:
     from memfleet.config import ProxyConfig
-    from memfleet.server import Proxy
+    from memfleet.proxy.app import Proxy
 
     assert isinstance(cfg, ProxyConfig)
     proxy = Proxy(cfg, config_path, zone)
     metrics_server = None
     if metrics is not None:
-        from memfleet import metrics as metrics_mod
+        from memfleet.observe import metrics as metrics_mod
 
         metrics_mod.enable(proxy)  # before the first client: latency is measured from then on
         metrics_server = metrics_mod.MetricsServer(proxy)
         await metrics_server.start(*parse_hostport(metrics))
     await proxy.start(listen, reuse_port=reuse_port)
-    from memfleet.server import tune_gc_for_serving
+    from memfleet.proxy.app import tune_gc_for_serving
 
     tune_gc_for_serving()
     stop = asyncio.Event()
@@ -236,8 +236,8 @@ main.add_command(render)
 
 
 # Local fleet and node supervisor: `memfleet node`, `memfleet up`, `memfleet status`.
-from memfleet.fleet import fault_cmd, status_cmd, up_cmd  # noqa: E402
-from memfleet.node import node_group  # noqa: E402
+from memfleet.fleet.local import fault_cmd, status_cmd, up_cmd  # noqa: E402
+from memfleet.fleet.node import node_group  # noqa: E402
 
 main.add_command(node_group)
 main.add_command(up_cmd)
@@ -245,8 +245,8 @@ main.add_command(status_cmd)
 main.add_command(fault_cmd)
 
 # Observability: `memfleet bench` (load generator) and `memfleet drill` (fault drills).
-from memfleet.bench import bench_cmd  # noqa: E402
-from memfleet.drill import drill_cmd  # noqa: E402
+from memfleet.tools.bench import bench_cmd  # noqa: E402
+from memfleet.tools.drill import drill_cmd  # noqa: E402
 
 main.add_command(bench_cmd)
 main.add_command(drill_cmd)

@@ -25,13 +25,13 @@ from typing import Any, Final, cast
 from mypy_extensions import mypyc_attr
 
 from memfleet.config import BackendOptions
-from memfleet.limits import LimitEvents
+from memfleet.config.tls import client_context
+from memfleet.logs import LimitEvents
 from memfleet.protocol import errors
 from memfleet.protocol.responses import FramingError, ResponseFramer
-from memfleet.security import client_context
 from memfleet.sockio import SocketWriter
 
-log = logging.getLogger("memfleet.backend")
+log = logging.getLogger("memfleet.backends.backend")
 
 ReplyCallback = Callable[[Any, bytes], None]
 

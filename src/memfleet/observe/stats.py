@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from memfleet import __version__
-from memfleet.backend import Backend
+from memfleet.backends.backend import Backend
 
 
 class ProxyStats:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from memfleet.config import LimitsConfig
+from memfleet.logs import LimitEvents
 
-log = logging.getLogger("memfleet.limits")
+log = logging.getLogger("memfleet.proxy.limits")
 
 SWEEP_INTERVAL = 1.0
 
@@ -49,31 +49,6 @@ class LimitCounters:
     def lines(self) -> list[tuple[str, object]]:
         """``STAT`` lines."""
         return [(name, getattr(self, name)) for name in LIMIT_COUNTERS]
-
-
-class LimitEvents:
-    """Logs limit hits: at most one line per kind of limit per interval, with a count of
-    what it hid (a flood of bad clients must not become a flood of log lines). Each line
-    carries ``event=limit_<kind>`` for the JSON log format."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 1.0) -> None:
-        self.logger = logger
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._hidden: dict[str, int] = {}
-
-    def warning(self, kind: str, msg: str, *args: object) -> None:
-        """Log ``msg`` unless a ``kind`` line was logged less than ``interval`` ago."""
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.interval:
-            self._hidden[kind] = self._hidden.get(kind, 0) + 1
-            return
-        hidden = self._hidden.pop(kind, 0)
-        self._last[kind] = now
-        suffix = f" ({hidden} more like it since the last line)" if hidden else ""
-        self.logger.warning(
-            msg + suffix, *args, extra={"event": f"limit_{kind}", "suppressed": hidden}
-        )
 
 
 class SweptClient(Protocol):

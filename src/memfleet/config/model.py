@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from memfleet.config.tls import TLSConfig, server_context
+
 DEFAULT_PORT = 11211
 
 
@@ -49,18 +51,6 @@ def _hostport(value: str) -> str:
 
 
 HostPort = Annotated[str, AfterValidator(_hostport)]
-
-
-class TLSConfig(BaseModel):
-    """TLS files: the proxy's own certificate towards clients, or a CA to check backends."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cert: str | None = None
-    key: str | None = None
-    ca: str | None = None  # clients: require and verify client certificates; backends: verify
-    verify: bool = True  # backends only: check the backend's certificate against ``ca``
-    server_name: str | None = None  # backends only: the name to check (default: the host)
 
 
 class BackendOptions(BaseModel):
@@ -186,8 +176,6 @@ class ProxyConfig(BaseModel):
         if self.auth is not None:
             self.auth.load()  # a missing or malformed file is a config error, at start
         if self.tls is not None:
-            from memfleet.security import server_context
-
             try:
                 server_context(self.tls)
             except (OSError, ValueError) as exc:

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import click
 
-from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES
+from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 
 F = TypeVar("F", bound=Callable[..., object])
 

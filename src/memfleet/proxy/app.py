@@ -17,20 +17,21 @@ from pathlib import Path
 from typing import Any, cast
 
 from memfleet import __version__, is_compiled
-from memfleet.backend import Backend
+from memfleet.backends.backend import Backend
+from memfleet.backends.pool import Pool
 from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
-from memfleet.limits import TOO_MANY_CONNECTIONS, LimitCounters, LimitEvents, Sweeper
-from memfleet.logs import RateLimitedLog, peer_text
-from memfleet.pool import Pool
+from memfleet.config.tls import server_context
+from memfleet.logs import LimitEvents, RateLimitedLog, peer_text
+from memfleet.observe.stats import ProxyStats, backend_stats, proxy_extra_lines, render
 from memfleet.protocol import errors
 from memfleet.protocol.parse import RequestParser
 from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
 from memfleet.protocol.responses import merge_get_replies
+from memfleet.proxy.auth import PasswordFile
+from memfleet.proxy.limits import TOO_MANY_CONNECTIONS, LimitCounters, Sweeper
 from memfleet.routes.base import Route
 from memfleet.routes.builder import BackendKey, build_pools, build_routes
-from memfleet.security import PasswordFile, server_context
 from memfleet.sockio import SocketWriter
-from memfleet.stats import ProxyStats, backend_stats, proxy_extra_lines, render
 
 log = logging.getLogger("memfleet.proxy")
 
@@ -90,10 +91,10 @@ class Proxy:
         # Takes over a connection whose first byte is the binary protocol's magic; without
         # one, such a connection is refused with a binary "unknown command" reply.
         self.binary_handler: Callable[[ClientConnection, bytes], None] | None = None
-        from memfleet.binary_server import handle_binary
+        from memfleet.proxy.binary_connection import handle_binary
 
         self.binary_handler = handle_binary
-        # Observability hook: memfleet.metrics gives backends a reload adds their latency
+        # Observability hook: memfleet.observe.metrics gives backends a reload adds their latency
         # histogram (with --metrics only; nothing runs per request either way).
         self.after_apply: Callable[[], None] | None = None
         self.limit_counters = LimitCounters()
@@ -330,7 +331,7 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self._inflight_paused:
             self.transport.resume_reading()
 
-    # -- limits (memfleet.limits) ----------------------------------------------------------
+    # -- limits (memfleet.proxy.limits) ----------------------------------------------------------
 
     @property
     def requests_seen(self) -> int:

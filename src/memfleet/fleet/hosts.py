@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memfleet.topology import NodeSpec, Topology
+from memfleet.topology.presets import NodeSpec, Topology
 
 SUBNET = "10.213.0"  # a private /24 that exists only inside our namespaces
 PROXY_ADDRESS = f"{SUBNET}.2"

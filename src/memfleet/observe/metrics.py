@@ -36,14 +36,14 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from memfleet import __version__
-from memfleet.backend import Backend, LatencyHistogram
-from memfleet.server import Proxy, protocol_error_log
-from memfleet.stats import backend_in_flight, reconnects
+from memfleet.backends.backend import Backend, LatencyHistogram
+from memfleet.observe.stats import backend_in_flight, reconnects
+from memfleet.proxy.app import Proxy, protocol_error_log
 
 if TYPE_CHECKING:
     from memfleet.config import ProxyConfig
 
-log = logging.getLogger("memfleet.metrics")
+log = logging.getLogger("memfleet.observe.metrics")
 
 _GET_COMMANDS = (b"get", b"gets", b"gat", b"gats")
 

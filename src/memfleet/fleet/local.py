@@ -1,7 +1,7 @@
 """``memfleet up``: a whole distributed cache on this machine, and ``memfleet status``.
 
 Every cache node of a topology runs under the node supervisor (``memfleet node``, started as
-``python -m memfleet.node`` so that it does not import the proxy) on a free loopback port, in
+``python -m memfleet.fleet.node`` so that it does not import the proxy) on a free loopback port, in
 its own process group (so a Ctrl-C in the terminal reaches only ``up``, which then stops things
 in order: the proxy first, then the nodes, restartable nodes gracefully). The proxy config is
 written into the data directory and the proxy is started on ``--port``. If ``up`` itself is
@@ -9,7 +9,7 @@ killed, Linux's parent-death signal still gives every child a SIGTERM, so a rest
 saves its cache even then.
 
 With ``--hosts K`` (Linux, root) the nodes live in K network namespaces, see
-:mod:`memfleet.hosts`.
+:mod:`memfleet.fleet.hosts`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import click
 import yaml
 
 from memfleet.config import ConfigError, load_config
-from memfleet.hosts import HostNetwork, HostsError, fault, hosts_unavailable
-from memfleet.node import NodeError, die_with_parent, find_memcached
-from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES, NodeSpec, Topology
+from memfleet.fleet.hosts import HostNetwork, HostsError, fault, hosts_unavailable
+from memfleet.fleet.node import NodeError, die_with_parent, find_memcached
+from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES, NodeSpec, Topology
 
 Persistence = Literal["none", "memory-file", "restartable"]
 PERSISTENCE = ("none", "memory-file", "restartable")
@@ -290,7 +290,7 @@ class Fleet:
             self.nodes.append(node)
 
     def _node_argv(self, node: FleetNode) -> list[str]:
-        argv = [sys.executable, "-m", "memfleet.node", "--port", str(node.port),
+        argv = [sys.executable, "-m", "memfleet.fleet.node", "--port", str(node.port),
                 "--listen", node.host, "--memory", str(self.opts.memory),
                 "--ready-file", str(node.ready_file),
                 "--stop-timeout", str(self.opts.stop_timeout)]  # fmt: skip

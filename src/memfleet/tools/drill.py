@@ -37,9 +37,9 @@ from typing import Any
 
 import click
 
-from memfleet.bench import BenchConfig, Sample, key_of, preload, run, value_of
-from memfleet.fleet import pid_alive
-from memfleet.topology import DEFAULT_TOPOLOGY, TOPOLOGIES
+from memfleet.fleet.local import pid_alive
+from memfleet.tools.bench import BenchConfig, Sample, key_of, preload, run, value_of
+from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 
 FAULTS = ("kill-node", "hang-node", "kill-host", "cut-host", "restart-node")
 HOST_FAULTS = ("kill-host", "cut-host")
@@ -370,7 +370,7 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
     say = opts.log or (lambda _m: None)
     result = TopologyResult(topology)
     if opts.fault in HOST_FAULTS:
-        from memfleet.hosts import hosts_unavailable
+        from memfleet.fleet.hosts import hosts_unavailable
 
         why = hosts_unavailable()
         if why is not None:
@@ -596,7 +596,7 @@ def drill_cmd(
     as_json: bool,
 ) -> None:
     """Fault drill: bring a topology up, load it, break it, heal it, report and plot."""
-    from memfleet.bench import BenchError, parse_ratio
+    from memfleet.tools.bench import BenchError, parse_ratio
 
     chosen = list(topologies) or (list(TOPOLOGIES) if compare else [DEFAULT_TOPOLOGY])
     try:

@@ -737,6 +737,6 @@ def prepare_cmd(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # `python -m memfleet.node` is `memfleet node` without importing the proxy, the route tree
+    # `python -m memfleet.fleet.node` is `memfleet node` without importing the proxy, the route tree
     # and pydantic: `memfleet up` starts one supervisor per node, so start-up cost adds up.
     node_group(prog_name="memfleet node")

@@ -1,0 +1,31 @@
+"""The proxy's config: YAML → validated model (``model``), TLS contexts (``tls``)."""
+
+from memfleet.config.model import (
+    DEFAULT_PORT,
+    AuthConfig,
+    BackendOptions,
+    ConfigError,
+    LimitsConfig,
+    PoolConfig,
+    ProxyConfig,
+    format_validation_error,
+    load_config,
+    parse_config,
+    parse_hostport,
+)
+from memfleet.config.tls import TLSConfig
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AuthConfig",
+    "BackendOptions",
+    "ConfigError",
+    "LimitsConfig",
+    "PoolConfig",
+    "ProxyConfig",
+    "TLSConfig",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+    "parse_hostport",
+]

@@ -1,0 +1,1 @@
+"""Observability: the ``stats`` command's lines, Prometheus metrics."""

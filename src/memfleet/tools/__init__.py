@@ -1,0 +1,1 @@
+"""Measuring tools: the load generator (``bench``) and fault drills (``drill``)."""
