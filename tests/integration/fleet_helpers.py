@@ -16,7 +16,7 @@ from typing import Any
 from pymemcache.client.base import Client
 
 # Re-exported: the tests check processes the way `memfleet status` does.
-from memfleet.fleet.local import pid_alive as pid_alive
+from memfleet.fleet.processes import pid_alive as pid_alive
 
 
 class Cmd:

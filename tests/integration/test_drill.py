@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from memfleet.backends.hashing import Placement
-from memfleet.tools.drill import WARM_PREFIX
+from memfleet.tools.drill.options import WARM_PREFIX
 
 KEYS = 1500
 

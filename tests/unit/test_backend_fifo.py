@@ -6,7 +6,9 @@ import asyncio
 import weakref
 from typing import Any
 
-from memfleet.backends.backend import _KEPT_SLOTS, Backend, BackendConnection, _Link
+from memfleet.backends.backend import Backend
+from memfleet.backends.connection import _KEPT_SLOTS, BackendConnection, _Link
+from memfleet.backends.failure import Failure, FailureKind
 from memfleet.config import BackendOptions
 
 
@@ -78,7 +80,7 @@ def test_a_failure_answers_only_what_is_still_pending() -> None:
         for i in range(5):
             conn.send(b"get k\r\n", lambda t, r: got.append((t, r)), i)
         conn._on_data(b"END\r\nEND\r\n")
-        conn._fail("test")
+        conn._fail(Failure(FailureKind.OTHER, "test"))
         return got
 
     got = asyncio.run(run())

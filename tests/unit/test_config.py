@@ -43,6 +43,10 @@ def test_good_config(tmp_path: Path) -> None:
             "routes.default: unknown pool or route 'nope'",
         ),
         (GOOD.replace("default: main", "get: main"), "a 'default' route is required"),
+        (
+            GOOD + "deny_commands: [flush_all, gat]\n",
+            "deny_commands[1]: 'gat' is a command, not an effect (gat does read + touch)",
+        ),
         (GOOD.replace("seed: replica_0", "timeout: 3"), "pools.main.timeout: unknown field"),
         (
             GOOD.replace("seed: replica_0", "read_timeout: -1"),

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from memfleet.fleet.node import (
-    MIB,
-    check_state_file,
-    connect_host,
-    pin_changes,
-    pinned_options,
-    volume_reserve,
-)
+from memfleet.fleet.node.memory_file import MIB, volume_reserve
+from memfleet.fleet.node.pins import pin_changes, pinned_options
+from memfleet.fleet.node.probe import connect_host
+from memfleet.fleet.node.state_file import check_state_file
 
 # What memcached 1.6.18 wrote on a graceful stop (captured from a real run).
 GOOD = (

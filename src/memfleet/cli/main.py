@@ -95,7 +95,7 @@ def proxy(
         if listen is not None:
             parse_hostport(listen)
         if zone is not None:
-            from memfleet.routes.spec import check_routes
+            from memfleet.config.routes import check_routes
 
             check_routes(cfg.routes, cfg.named_routes, set(cfg.pools), zone)
     except ConfigError as exc:
@@ -230,14 +230,16 @@ def config_cmd(
     click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
 
 
-from memfleet.kube.cli import render  # noqa: E402  (a package of its own; kept apart)
+# Kubernetes manifests: `memfleet render` (the renderer itself, memfleet.kube, has no commands).
+from memfleet.cli.render import render_cmd  # noqa: E402
 
-main.add_command(render)
+main.add_command(render_cmd)
 
 
-# Local fleet and node supervisor: `memfleet node`, `memfleet up`, `memfleet status`.
-from memfleet.fleet.local import fault_cmd, status_cmd, up_cmd  # noqa: E402
-from memfleet.fleet.node import node_group  # noqa: E402
+# Local fleet and node supervisor: `memfleet node`, `memfleet up`, `memfleet status`. The node
+# command lives beside the supervisor: `python -m memfleet.fleet.node` runs it without the CLI.
+from memfleet.cli.fleet import fault_cmd, status_cmd, up_cmd  # noqa: E402
+from memfleet.fleet.node.command import node_group  # noqa: E402
 
 main.add_command(node_group)
 main.add_command(up_cmd)
@@ -245,8 +247,8 @@ main.add_command(status_cmd)
 main.add_command(fault_cmd)
 
 # Observability: `memfleet bench` (load generator) and `memfleet drill` (fault drills).
-from memfleet.tools.bench import bench_cmd  # noqa: E402
-from memfleet.tools.drill import drill_cmd  # noqa: E402
+from memfleet.cli.bench import bench_cmd  # noqa: E402
+from memfleet.cli.drill import drill_cmd  # noqa: E402
 
 main.add_command(bench_cmd)
 main.add_command(drill_cmd)

@@ -5,7 +5,8 @@ grace-period rules), :mod:`.common` (labels, security contexts, probes), :mod:`.
 StatefulSets and headless Services), :mod:`.proxy` (the proxy as a DaemonSet or a native
 sidecar), :mod:`.configmap` (the proxy config), :mod:`.policy` (PodDisruptionBudgets and
 NetworkPolicies), :mod:`.render` (all of it for one topology) and :mod:`.kustomize` (writes a
-kustomize base). :mod:`.regen` rewrites the committed ``deploy/`` tree.
+kustomize base). :mod:`.regen` rewrites the committed ``deploy/`` tree. No module here
+defines a command: ``memfleet render`` is :mod:`memfleet.cli.render`.
 """
 
 from __future__ import annotations

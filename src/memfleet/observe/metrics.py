@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -38,14 +38,44 @@ from prometheus_client.registry import Collector
 from memfleet import __version__
 from memfleet.backends.backend import Backend, LatencyHistogram
 from memfleet.observe.stats import backend_in_flight, reconnects
-from memfleet.proxy.app import Proxy, protocol_error_log
 
 if TYPE_CHECKING:
+    from memfleet.backends.pool import Pool
     from memfleet.config import ProxyConfig
+    from memfleet.observe.stats import ProxyStats
+    from memfleet.routes.base import Route
 
 log = logging.getLogger("memfleet.observe.metrics")
 
-_GET_COMMANDS = (b"get", b"gets", b"gat", b"gats")
+
+class LimitLines(Protocol):
+    """Counters that render as ``STAT`` lines (``memfleet.proxy.limits.LimitCounters``)."""
+
+    def lines(self) -> list[tuple[str, object]]: ...
+
+
+class ProxyView(Protocol):
+    """What the metrics read of the running proxy (``memfleet.proxy.app.Proxy`` is one): a
+    read-only view, so this module does not import the proxy."""
+
+    after_apply: Callable[[], None] | None
+
+    @property
+    def cfg(self) -> ProxyConfig: ...
+    @property
+    def pools(self) -> dict[str, Pool]: ...
+    @property
+    def root(self) -> Route: ...
+    @property
+    def stats(self) -> ProxyStats: ...
+    @property
+    def limit_counters(self) -> LimitLines: ...
+    @property
+    def listening(self) -> bool: ...
+    @property
+    def log_lines_suppressed(self) -> int: ...
+    def all_backends(self) -> list[Backend]: ...
+    def client_in_flight(self) -> Iterator[int]: ...
 
 
 def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
@@ -54,7 +84,7 @@ def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
     return name if name in cfg.routes and name != "default" else "default"
 
 
-def route_latency(proxy: Proxy) -> dict[str, LatencyHistogram]:
+def route_latency(proxy: ProxyView) -> dict[str, LatencyHistogram]:
     """Per top-level route, the merged latency histograms of the backends it reaches
     (computed at scrape time: nothing is measured per route on the hot path)."""
     from memfleet.routes.command import CommandRoute
@@ -78,7 +108,7 @@ def route_latency(proxy: Proxy) -> dict[str, LatencyHistogram]:
     return out
 
 
-def enable(proxy: Proxy) -> None:
+def enable(proxy: ProxyView) -> None:
     """Turn latency measurement on for this proxy (before it accepts clients)."""
 
     def histograms() -> None:
@@ -90,10 +120,9 @@ def enable(proxy: Proxy) -> None:
     proxy.after_apply = histograms  # backends a reload adds are measured too
 
 
-def readiness(proxy: Proxy) -> tuple[bool, str]:
+def readiness(proxy: ProxyView) -> tuple[bool, str]:
     """Ready: listening, and at least one backend up in every pool."""
-    server = proxy._server
-    if server is None or not server.is_serving():
+    if not proxy.listening:
         return False, "not listening"
     empty = [name for name, p in proxy.pools.items() if all(b.down for b in p.backends)]
     if empty:
@@ -119,7 +148,7 @@ def _histogram(
 class ProxyCollector(Collector):
     """Reads the proxy's plain counters at scrape time."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ProxyView) -> None:
         self.proxy = proxy
 
     def collect(self) -> Iterator[Metric]:
@@ -186,12 +215,12 @@ class ProxyCollector(Collector):
         yield GaugeMetricFamily(
             "memfleet_in_flight",
             "Client requests received and not answered yet",
-            value=sum(max(0, c._next - c._head) for c in p.clients),
+            value=sum(max(0, n) for n in p.client_in_flight()),
         )
         yield CounterMetricFamily(
             "memfleet_log_lines_rate_limited",
             "Log lines dropped by the rate limit (client protocol errors)",
-            value=protocol_error_log.suppressed_total,
+            value=p.log_lines_suppressed,
         )
 
         yield from self._backends(backends, pool_of)
@@ -243,7 +272,7 @@ class ProxyCollector(Collector):
         )
 
 
-def registry_for(proxy: Proxy) -> CollectorRegistry:
+def registry_for(proxy: ProxyView) -> CollectorRegistry:
     """A registry holding the proxy's collector and the process/platform ones."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(ProxyCollector(proxy))
@@ -258,7 +287,7 @@ class MetricsServer:
     MAX_REQUEST = 8192
     READ_TIMEOUT = 5.0
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ProxyView) -> None:
         self.proxy = proxy
         self.registry = registry_for(proxy)
         self._server: asyncio.AbstractServer | None = None

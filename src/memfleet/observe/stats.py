@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from memfleet import __version__
 from memfleet.backends.backend import Backend
@@ -15,10 +14,13 @@ class ProxyStats:
     """Plain integer counters: cheap to bump on the hot path."""
 
     __slots__ = (
+        "auth_refused",
+        "cmd_denied",
         "cmd_flush",
         "cmd_get",
         "cmd_other",
         "cmd_set",
+        "cmd_touch",
         "commands",
         "curr_connections",
         "get_hits",
@@ -42,6 +44,9 @@ class ProxyStats:
         self.cmd_set = 0
         self.cmd_flush = 0
         self.cmd_other = 0
+        self.cmd_touch = 0
+        self.cmd_denied = 0  # refused by the deny-list
+        self.auth_refused = 0  # refused before the client authenticated
         self.get_hits = 0
         self.get_misses = 0
         self.protocol_errors = 0
@@ -66,7 +71,10 @@ class ProxyStats:
             ("cmd_get", self.cmd_get),
             ("cmd_set", self.cmd_set),
             ("cmd_flush", self.cmd_flush),
+            ("cmd_touch", self.cmd_touch),
             ("cmd_other", self.cmd_other),
+            ("cmd_denied", self.cmd_denied),
+            ("auth_refused", self.auth_refused),
             ("get_hits", self.get_hits),
             ("get_misses", self.get_misses),
             ("protocol_errors", self.protocol_errors),
@@ -106,7 +114,7 @@ def reconnects(b: Backend) -> int:
 
 def backend_in_flight(b: Backend) -> int:
     """Requests sent or queued to ``b`` and not answered yet."""
-    return sum(c.in_flight for c in b._conns)
+    return b.in_flight
 
 
 def command_lines(stats: ProxyStats) -> list[tuple[str, object]]:
@@ -119,13 +127,14 @@ def render(lines: Iterable[tuple[str, object]]) -> bytes:
     return b"".join(f"STAT {k} {v}\r\n".encode() for k, v in lines) + b"END\r\n"
 
 
-def proxy_extra_lines(proxy: Any) -> list[tuple[str, object]]:
+def proxy_extra_lines(
+    stats: ProxyStats, backends: list[Backend], client_in_flight: Iterable[int]
+) -> list[tuple[str, object]]:
     """What ``stats proxy`` adds to ``stats``: the counters the Prometheus metrics export
     (per-command requests, in-flight, reconnects, errors by kind), by the same names."""
-    backends = proxy.all_backends()
-    lines = command_lines(proxy.stats)
-    lines.append(("in_flight", sum(max(0, c._next - c._head) for c in proxy.clients)))
-    lines.append(("backend_in_flight", sum(backend_in_flight(b) for b in backends)))
+    lines = command_lines(stats)
+    lines.append(("in_flight", sum(max(0, n) for n in client_in_flight)))
+    lines.append(("backend_in_flight", sum(b.in_flight for b in backends)))
     lines.append(("backend_requests", sum(b.requests for b in backends)))
     lines.append(("backend_errors", sum(b.errors for b in backends)))
     lines.append(("backend_failed_fast", sum(b.failed_fast for b in backends)))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from memfleet.protocol.commands import QUIET_HIDES, effects_of
+
 
 class Kind(IntEnum):
     """What the server does with a request."""
@@ -43,7 +45,7 @@ class Request:
     the command line's tokens after the command name.
     """
 
-    __slots__ = ("args", "cmd", "key", "keys", "kind", "prefix", "reply", "wire")
+    __slots__ = ("args", "cmd", "effects", "key", "keys", "kind", "prefix", "reply", "wire")
 
     def __init__(
         self,
@@ -64,22 +66,23 @@ class Request:
         # For get-family requests: the command line up to the keys (``b"gat 30"``), used to
         # build one request per key.
         self.prefix = b""
+        # What the request does (``memfleet.protocol.commands`` effect bits); -1 until asked:
+        # the policy gate computes it from ``cmd`` and ``args`` only when a deny-list is set.
+        # Requests the proxy makes up (a binary translation, an unlink) set it themselves.
+        self.effects = -1
+
+    def effect_mask(self) -> int:
+        """The request's effects (computed once, from the command table)."""
+        e = self.effects
+        if e < 0:
+            e = self.effects = effects_of(self.cmd, self.args)
+        return e
 
     def __repr__(self) -> str:
         return (
             f"Request({self.kind.name}, {self.cmd!r}, key={self.key!r}, "
             f"reply={self.reply.name}, wire={self.wire[:60]!r})"
         )
-
-
-# Reply codes a meta command's ``q`` flag hides (memcached 1.6: mg hides a miss, ms/md/ma hide
-# success; errors and other codes are always shown).
-QUIET_HIDES: dict[bytes, bytes] = {
-    b"mg": b"EN",
-    b"ms": b"HD",
-    b"md": b"HD",
-    b"ma": b"HD",
-}
 
 
 def hidden_by_quiet(cmd: bytes, reply: bytes) -> bool:

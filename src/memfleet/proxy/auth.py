@@ -35,3 +35,10 @@ class PasswordFile:
             match_password = hmac.compare_digest(p, password)
             ok |= match_user & match_password
         return ok
+
+    def has_user(self, user: bytes) -> bool:
+        """True when ``user`` has an entry (a reload that removes it closes its connections)."""
+        found = False
+        for u, _p in self._users:
+            found |= hmac.compare_digest(u, user)
+        return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 from memfleet.backends.backend import Backend
 from memfleet.backends.pool import Pool
 from memfleet.config import BackendOptions, ProxyConfig, parse_hostport
+from memfleet.config.routes import Node, check_routes
 from memfleet.routes.base import Route
 from memfleet.routes.command import CommandRoute
 from memfleet.routes.failover import Failover, ZFailover
@@ -16,7 +17,6 @@ from memfleet.routes.fanout import AllAsync, AllFastest, AllSync, Split
 from memfleet.routes.misc import NullRoute, PrefixRoute, RandomRoute
 from memfleet.routes.modify import TTLRoute
 from memfleet.routes.pool import PoolRoute
-from memfleet.routes.spec import Node, check_routes
 
 BackendKey = tuple[str, int, BackendOptions]
 

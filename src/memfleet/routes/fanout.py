@@ -7,18 +7,14 @@ from collections.abc import Iterator
 from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.protocol.commands import SUCCESS
 from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, classify
 from memfleet.routes.base import Route, drop, unique_backends
 from memfleet.routes.pool import PoolRoute
 
 # What ``allasync`` answers at once, by command (the reply a successful write would give).
-_ASYNC_REPLY = {
-    b"set": b"STORED\r\n", b"add": b"STORED\r\n", b"replace": b"STORED\r\n",
-    b"append": b"STORED\r\n", b"prepend": b"STORED\r\n", b"cas": b"STORED\r\n",
-    b"delete": b"DELETED\r\n", b"touch": b"TOUCHED\r\n",
-    b"ms": b"HD\r\n", b"md": b"HD\r\n",
-}  # fmt: skip
+_ASYNC_REPLY: Final = SUCCESS
 
 
 def fill_request(hit: bytes, ttl: int) -> Request | None:

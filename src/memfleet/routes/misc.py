@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.protocol.commands import NULL_REPLY
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route, unique_backends
 
 # What a route that stores nothing answers: a miss for reads, "not done" for writes.
-_NULL_REPLY = {
-    b"get": b"END\r\n", b"gets": b"END\r\n", b"gat": b"END\r\n", b"gats": b"END\r\n",
-    b"set": b"NOT_STORED\r\n", b"add": b"NOT_STORED\r\n", b"replace": b"NOT_STORED\r\n",
-    b"append": b"NOT_STORED\r\n", b"prepend": b"NOT_STORED\r\n", b"cas": b"NOT_FOUND\r\n",
-    b"delete": b"NOT_FOUND\r\n", b"incr": b"NOT_FOUND\r\n", b"decr": b"NOT_FOUND\r\n",
-    b"touch": b"NOT_FOUND\r\n", b"mg": b"EN\r\n", b"ms": b"NS\r\n", b"md": b"NF\r\n",
-    b"ma": b"NF\r\n", b"me": b"EN\r\n",
-}  # fmt: skip
+_NULL_REPLY: Final = NULL_REPLY
 
 
 class NullRoute(Route):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.protocol.commands import TEXT_STORES
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
 
-_TEXT_STORE = frozenset({b"set", b"add", b"replace", b"append", b"prepend", b"cas"})
+_TEXT_STORE = TEXT_STORES
 # memcached reads an exptime above 30 days as a unix timestamp.
 _RELATIVE_MAX = 60 * 60 * 24 * 30
 

@@ -11,6 +11,7 @@ from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.backends.hashing import jump_hash
 from memfleet.backends.pool import Pool
 from memfleet.protocol import errors
+from memfleet.protocol.commands import WRITES
 from memfleet.protocol.requests import Request
 from memfleet.routes.base import Route
 
@@ -19,12 +20,7 @@ _xxh3: Final = xxhash.xxh3_64_intdigest
 
 FAILURE: Final = errors.BACKEND_FAILURE
 
-_WRITES: Final = frozenset(
-    {
-        b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"delete", b"incr", b"decr",
-        b"touch", b"ms", b"md", b"ma",
-    }
-)  # fmt: skip
+_WRITES: Final = WRITES  # from the command table: a replica that missed one is stale
 
 
 def _after_write(token: tuple[Backend, bytes, ReplyCallback, object], reply: bytes) -> None:

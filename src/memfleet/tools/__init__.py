@@ -1,1 +1,2 @@
-"""Measuring tools: the load generator (``bench``) and fault drills (``drill``)."""
+"""Measuring tools: the load generator (:mod:`.bench`) and fault drills (:mod:`.drill`); their
+commands are in :mod:`memfleet.cli.bench` and :mod:`memfleet.cli.drill`."""

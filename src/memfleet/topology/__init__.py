@@ -1,2 +1,3 @@
-"""Topology presets (sharded, replicated, ...) and the options that choose one, shared by the
-local fleet, the Kubernetes renderer and the CLI."""
+"""Topology presets (sharded, replicated, ...): :mod:`.presets` holds them, shared by the local
+fleet, the Kubernetes renderer and the CLI; :mod:`.options` holds the click options that choose
+one, used only by the commands in :mod:`memfleet.cli`."""

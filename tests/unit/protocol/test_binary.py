@@ -24,8 +24,10 @@ from memfleet.protocol.binary import (
 )
 from memfleet.protocol.parse import RequestParser
 from memfleet.protocol.requests import Kind, Reply
-from memfleet.proxy.app import ClientConnection, Proxy
+from memfleet.proxy.app import Proxy
 from memfleet.proxy.binary_connection import BinaryClientConnection, handle_binary
+from memfleet.proxy.connection import ClientConnection
+from memfleet.proxy.gate import PolicyGate
 
 HEADER = struct.Struct(">BBHBBHIIQ")
 
@@ -362,8 +364,8 @@ def run_connection(data: list[bytes], auth: object = None) -> tuple[bytes, Proxy
         )
         proxy = Proxy(cfg)
         if auth is not None:
-            proxy.auth = auth  # type: ignore[attr-defined]
-        conn = ClientConnection(proxy)
+            proxy.serving.gate = PolicyGate(auth, 0, proxy.events, proxy.stats)  # type: ignore[arg-type]
+        conn = ClientConnection(proxy.serving)
         t = FakeTransport()
         conn.connection_made(t)  # type: ignore[arg-type]
         conn.data_received(data[0])
@@ -391,7 +393,7 @@ def test_handover_keeps_connection_accounting() -> None:
     assert responses(out) == [(Op.NOOP, 0, 1, 0, b"", b"", b"")]
     assert proxy.stats.curr_connections == 1 and len(proxy.clients) == 1
     assert isinstance(next(iter(proxy.clients)), BinaryClientConnection)
-    assert proxy.binary_handler is handle_binary
+    assert proxy.serving.binary_handler is handle_binary
     t.protocol.connection_lost(None)  # type: ignore[attr-defined]
     assert proxy.stats.curr_connections == 0 and not proxy.clients
 

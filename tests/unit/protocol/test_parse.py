@@ -204,7 +204,7 @@ def test_garbage_one_request_at_a_time_matches_feed(data: bytes, cuts: list[int]
 @given(st.text(alphabet="0123456789+- x\u0663", max_size=24))
 @settings(max_examples=500)
 def test_numbers_are_read_as_strtol_reads_them(text: str) -> None:
-    from memfleet.protocol.parse import _parse_int
+    from memfleet.protocol.text_framing import _parse_int
 
     tok = text.encode()
     # The reference: optional sign, then ASCII digits only (Arabic-Indic digits are refused).

@@ -1,5 +1,8 @@
 """Route specs: the ``routes:`` section of the config, checked and turned into a plain tree.
 
+The grammar of that section is part of the config file's schema, so it lives with the config;
+``memfleet.routes.builder`` builds the route objects from the checked tree.
+
 A spec is either a name (a pool, or a route from ``named_routes``) or a one-key mapping
 ``{handler: arguments}``:
 
@@ -21,12 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-COMMANDS = frozenset(
-    {
-        "get", "gets", "gat", "gats", "set", "add", "replace", "append", "prepend", "cas",
-        "delete", "incr", "decr", "touch", "mg", "ms", "md", "ma", "me",
-    }
-)  # fmt: skip
+from memfleet.protocol.commands import ROUTABLE
+
+# Commands a ``commands`` route may map: the command table's routable ones.
+COMMANDS = ROUTABLE
 
 HANDLERS = (
     "direct", "allfastest", "allsync", "allasync", "failover", "zfailover", "ttl", "split",

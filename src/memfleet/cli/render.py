@@ -1,4 +1,5 @@
-"""``memfleet render``: a topology as a kustomize base (or as YAML on stdout)."""
+"""``memfleet render``: a topology as a kustomize base (or as YAML on stdout); the manifests
+themselves come from :mod:`memfleet.kube`, which holds no commands."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ from memfleet.topology.presets import Topology
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Write a kustomize base into DIR [default: all documents to stdout].",
 )  # fmt: skip
-def render(
+def render_cmd(
     topology: str,
     shards: int,
     replicas: int,

@@ -1,0 +1,77 @@
+"""``memfleet drill``: the fault drill's command; the drill is :mod:`memfleet.tools.drill`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from memfleet.tools.bench.workload import BenchError, parse_ratio
+from memfleet.tools.drill.options import FAULTS, DrillError, DrillOptions
+from memfleet.tools.drill.report import per_second_table, summary_table
+from memfleet.tools.drill.runner import run_drill
+from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
+
+
+@click.command("drill")
+@click.option("--topology", "topologies", multiple=True, type=click.Choice(TOPOLOGIES),
+              help=f"Topology to drill (repeatable; default {DEFAULT_TOPOLOGY}).")  # fmt: skip
+@click.option("--fault", type=click.Choice(FAULTS), default="kill-node", show_default=True)
+@click.option("--duration", type=click.FloatRange(4, 600), default=20.0, show_default=True,
+              help="Seconds of load; the fault comes at 30%, the heal at 60%.")  # fmt: skip
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Drill several topologies side by side (all five unless --topology).",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the JSON report and the PNG plot.")  # fmt: skip
+@click.option("--keys", type=click.IntRange(10, 1_000_000), default=5_000, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0),
+    default=3_000.0,
+    show_default=True,
+    help="Requests per second of the workload (0: as fast as possible).",
+)
+@click.option("--connections", type=click.IntRange(1, 1000), default=4, show_default=True)
+@click.option("--ratio", default="9:1", show_default=True, help="GET:SET of the workload.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+def drill_cmd(
+    topologies: tuple[str, ...],
+    fault: str,
+    duration: float,
+    compare: bool,
+    out: Path | None,
+    keys: int,
+    rate: float,
+    connections: int,
+    ratio: str,
+    as_json: bool,
+) -> None:
+    """Fault drill: bring a topology up, load it, break it, heal it, report and plot."""
+    chosen = list(topologies) or (list(TOPOLOGIES) if compare else [DEFAULT_TOPOLOGY])
+    try:
+        opts = DrillOptions(
+            topologies=chosen, fault=fault, duration=duration, keys=keys, rate=rate,
+            connections=connections, ratio=parse_ratio(ratio), out=out,
+            log=lambda m: click.echo(f"memfleet drill: {m}", err=True),
+        )  # fmt: skip
+        results, json_path, png = run_drill(opts)
+    except (DrillError, BenchError, OSError) as exc:
+        click.echo(f"memfleet: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json_path.read_text(), nl=False)
+        return
+    for r in results:
+        if r.skipped:
+            click.echo(f"\n{r.topology}: skipped: {r.skipped}")
+            continue
+        click.echo(f"\n{r.topology}: {fault} on {r.victim}, "
+                   f"fault {r.fault_start:.1f}s → {r.fault_end:.1f}s")  # fmt: skip
+        click.echo(per_second_table(r))
+    click.echo(f"\nsummary ({fault}, {duration:g}s, {keys:,} warmed keys)")
+    click.echo(summary_table(results))
+    click.echo(f"\nreport: {json_path}\nplot:   {png}")

@@ -1,0 +1,30 @@
+"""What ``memfleet up`` was told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from memfleet.fleet.local.layout import Layout
+
+Persistence = Literal["none", "memory-file", "restartable"]
+PERSISTENCE = ("none", "memory-file", "restartable")
+DEFAULT_PORT = 11211
+DEFAULT_NODE_MEMORY_MB = 64
+
+
+@dataclass
+class FleetOptions:
+    """Everything ``memfleet up`` was told."""
+
+    layout: Layout
+    port: int = DEFAULT_PORT
+    persistence: Persistence = "none"
+    data_dir: Path | None = None
+    memory: int = DEFAULT_NODE_MEMORY_MB
+    state_file: Path | None = None
+    hosts: int = 0
+    ready_timeout: float = 120.0
+    stop_timeout: float = 60.0
+    log_level: str = "info"

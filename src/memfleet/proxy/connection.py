@@ -1,0 +1,458 @@
+"""A client connection: bytes to the codec, requests through the policy gate to the route
+tree, replies back in order. Thin on purpose: framing lives in ``memfleet.protocol``, policy in
+``memfleet.proxy.gate``, proxy-answered commands in ``memfleet.proxy.answers``.
+
+Each connection numbers its requests; replies may complete out of order (different backends)
+and are written strictly in request order. A reply is written at once when nothing earlier is
+outstanding and nothing later is in flight; otherwise replies are gathered and written once per
+event-loop turn.
+
+The binary protocol (``memfleet.proxy.binary_connection``) subclasses this class: it turns
+each binary request into the same ``Request`` and comes through the same ``dispatch``, and it
+translates the text reply each slot gets back into a binary packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+from memfleet.logs import RateLimitedLog, peer_text
+from memfleet.protocol import errors
+from memfleet.protocol.commands import COUNTER
+from memfleet.protocol.parse import RequestParser
+from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
+from memfleet.protocol.responses import merge_get_replies
+from memfleet.proxy import answers
+from memfleet.proxy.gate import ADMITTED, DENIED, PolicyGate
+from memfleet.proxy.limits import TOO_MANY_CONNECTIONS
+from memfleet.proxy.serving import Serving
+from memfleet.sockio import SocketWriter
+
+log = logging.getLogger("memfleet.proxy")
+
+# One line per client protocol error, with the peer; a flood is summarised, not echoed.
+protocol_error_log = RateLimitedLog(log, "client_protocol_error")
+_CRLF: Final = b"\r\n"
+
+
+def _drop(_token: object, _reply: bytes) -> None:
+    """Reply callback for noreply requests: the client asked for nothing."""
+
+
+_DROP: Final = _drop
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client: parse, pass the gate, dispatch to the route tree, write replies in order."""
+
+    # Slotted: a proxy holds thousands of idle connections, each one of these.
+    __slots__ = (
+        "_close_at", "_deliver_cb", "_dispatch_cb", "_flush_handle", "_get_cb", "_head",
+        "_inflight_paused", "_loop", "_max_inflight", "_next", "_out", "_plain_get_cb", "_ready",
+        "_registered", "_write_paused", "_writer",
+        "idle_for", "parser", "partial_for", "peer", "serving", "stalled_for", "stats",
+        "sweep_next", "transport", "user",
+    )  # fmt: skip
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+        self.stats = serving.stats
+        cfg = serving.cfg
+        self.parser = RequestParser(cfg.max_item_size, cfg.max_line_length)
+        self.transport: asyncio.Transport | None = None
+        # Every reply goes through it (straight to the socket when it can: memfleet.sockio).
+        self._writer: SocketWriter | None = None
+        # Bound once, instead of a new bound method for every request.
+        self._get_cb: Callable[[int, bytes], None] = self._deliver_get
+        self._deliver_cb: Callable[[int, bytes], None] = self.deliver
+        self._plain_get_cb: Callable[[bytes, bytes], None] = self._plain_get
+        self._dispatch_cb: Callable[[Request], None] = self.dispatch
+        self.peer: Any = None
+        # The user this connection authenticated as (None: not authenticated).
+        self.user: bytes | None = None
+        self._next = 0  # sequence number of the next request that expects a reply
+        self._head = 0  # sequence number of the next reply to write
+        self._ready: dict[int, bytes] = {}
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._close_at = -1  # write up to this reply, then close
+        self._loop = asyncio.get_running_loop()
+        self._max_inflight = cfg.limits.max_inflight
+        self._inflight_paused = False
+        self._write_paused = False
+        self._registered = False
+        self.policy_changed(serving.gate)
+        # Kept for the limits sweep (memfleet.proxy.limits.Sweeper).
+        self.sweep_next = 0
+        self.idle_for = 0.0
+        self.partial_for = 0.0
+        self.stalled_for = 0.0
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
+        t = cast(asyncio.Transport, transport)
+        self.peer = transport.get_extra_info("peername")
+        serving = self.serving
+        limits = serving.cfg.limits
+        if self.stats.curr_connections >= limits.max_connections:
+            # memcached's own answer; everyone already connected keeps being served.
+            serving.limit_counters.rejected_connections += 1
+            serving.events.warning(
+                "maxconns", "refused client %s: %d connections open (max_connections)",
+                self.peer, self.stats.curr_connections,
+            )  # fmt: skip
+            t.write(TOO_MANY_CONNECTIONS)
+            t.close()
+            return
+        self.transport = t
+        self._writer = SocketWriter(t)
+        self._registered = True
+        t.set_write_buffer_limits(high=limits.max_pending_bytes)
+        serving.clients.add(self)
+        self.stats.curr_connections += 1
+        self.stats.total_connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Break the cycles through bound methods now: with the GC's raised threshold an idle
+        # proxy would otherwise hold closed connections until the next collection.
+        if self._writer is not None:
+            self._writer.stop()  # the socket is closed after this returns
+            self._writer = None
+        self._get_cb = self._deliver_cb = _drop
+        self._plain_get_cb = _ignore_get
+        self._dispatch_cb = _ignore_request
+        if self.transport is not None and self._registered:
+            self.transport = None
+            self._registered = False
+            self.serving.clients.discard(self)
+            self.stats.curr_connections -= 1
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests until it does
+        # (the sweep drops it if that lasts past stalled_timeout).
+        self._write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self._inflight_paused:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_into(data, self._plain_get_cb, self._dispatch_cb)
+        if self._next - self._head > self._max_inflight:
+            self._too_many_in_flight()
+
+    # -- limits (memfleet.proxy.limits) ----------------------------------------------------
+
+    @property
+    def requests_seen(self) -> int:
+        """Grows with every request read (noreply ones too): the sweep's sign of progress."""
+        return self._next + self.parser.parsed
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose replies are not written yet."""
+        return self._next - self._head
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a request not yet complete."""
+        return self.parser.buffered
+
+    @property
+    def write_paused(self) -> bool:
+        """The client has left max_pending_bytes of replies unread."""
+        return self._write_paused
+
+    def drop(self, reply: bytes) -> None:
+        """Close because of a limit: write ``reply`` if it can go, then hang up."""
+        t = self.transport
+        if t is None:
+            return
+        if self._writer is not None:
+            self._writer.stop()  # closing: the transport writes what is left, then nothing
+        if self._write_paused:
+            t.abort()  # it does not read: nothing more can be written
+            return
+        if reply:
+            t.write(reply)
+        t.close()
+
+    def _too_many_in_flight(self) -> None:
+        # A client pipelining faster than its replies come back: stop reading from it until
+        # half of them are written. Every protocol checks this after each read.
+        self._inflight_paused = True
+        self.serving.limit_counters.inflight_paused += 1
+        self.serving.events.warning(
+            "inflight", "client %s has %d requests in flight (max_inflight): reading paused",
+            self.peer, self._next - self._head,
+        )  # fmt: skip
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _in_flight_drained(self) -> None:
+        self._inflight_paused = False
+        if self.transport is not None and not self._write_paused:
+            self.transport.resume_reading()
+
+    # -- the policy gate -----------------------------------------------------------------
+
+    def policy_changed(self, gate: PolicyGate) -> None:
+        """A new policy (at start, or a reload): take the fast paths only where the gate has
+        nothing to check, and hang up a user the new password file no longer has."""
+        self.parser.fast = not gate.active
+        user = self.user
+        if user is not None and not gate.knows(user):
+            log.info(
+                "closing client %s: its user is no longer in the password file", self.peer,
+                extra={"event": "client_closed", "peer": peer_text(self.peer)},
+            )  # fmt: skip
+            self.user = None
+            self.close()
+
+    def _refuse(self, req: Request, reason: int) -> None:
+        """Answer a request the gate refused, in this protocol's words."""
+        if reason == DENIED:
+            if req.reply is not Reply.NOREPLY:
+                self._local(errors.DENIED)
+            return
+        self._unauthenticated(req)
+
+    def _unauthenticated(self, req: Request) -> None:
+        # memcached's -Y: until authenticated, only `set <any> 0 0 <len>` carrying
+        # "<user> <password>" is accepted; it is answered even with noreply.
+        if req.kind is not Kind.KEYED or req.cmd != b"set":
+            if req.kind is Kind.CLOSE or req.kind is Kind.BINARY:
+                self._execute(req)  # the connection closes or changes protocol
+            else:
+                self._local(errors.UNAUTHENTICATED)
+            return
+        data = req.wire[req.wire.index(b"\n") + 1 : -2]
+        user, sep, password = data.partition(b" ")
+        if not sep or not user or not password:
+            self._local(errors.BAD_AUTH_TOKEN)
+        elif self.serving.gate.login(user, password, self.peer):
+            self.user = user
+            self._local(errors.STORED)
+        else:
+            self._local(errors.AUTH_FAILURE)
+
+    def dispatch(self, req: Request) -> None:
+        """Pass one request through the gate and send it on its way; its reply slot keeps
+        the client's order."""
+        gate = self.serving.gate
+        if gate.active:
+            reason = gate.check(req, self._authenticated(req), self.peer)
+            if reason != ADMITTED:
+                self._refuse(req, reason)
+                return
+        self._execute(req)
+
+    def _authenticated(self, req: Request) -> bool:
+        """Whether ``req`` may pass as from an authenticated client."""
+        return self.user is not None
+
+    # -- execution (after the gate) ------------------------------------------------------
+
+    def _take_slot(self) -> int:
+        """The sequence number of a new reply slot."""
+        seq = self._next
+        self._next = seq + 1
+        return seq
+
+    def _plain_get(self, key: bytes, wire: bytes) -> None:
+        # The codec's fast path: a plain get, only while the gate has nothing to check. The
+        # slot is taken before sending: a down backend answers synchronously.
+        self.stats.cmd_get += 1
+        seq = self._next
+        self._next = seq + 1
+        self.serving.root.send_get(key, wire, self._get_cb, seq)
+
+    def _execute(self, req: Request) -> None:
+        kind = req.kind
+        stats = self.stats
+        serving = self.serving
+        if kind is Kind.KEYED:
+            cmd = req.cmd
+            counter = COUNTER.get(cmd, "cmd_other")
+            if counter == "cmd_set":
+                stats.cmd_set += 1
+            elif counter == "cmd_touch":
+                stats.cmd_touch += 1
+            else:
+                stats.cmd_other += 1
+            stats.commands[cmd] = stats.commands.get(cmd, 0) + 1
+            mode = req.reply
+            if mode is Reply.NORMAL:
+                serving.root.send(req, self._deliver_cb, self._take_slot())
+            elif mode is Reply.NOREPLY:
+                serving.root.send(req, _DROP, None)
+            else:
+                serving.root.send(req, self._deliver_quiet, (self._take_slot(), req.cmd))
+        elif kind is Kind.GET:
+            self._get(req)
+        elif kind is Kind.LOCAL:
+            wire = req.wire
+            if wire[:1] in (b"E", b"C"):
+                stats.protocol_errors += 1
+                protocol_error_log.emit(self.peer, wire)
+            elif wire is errors.TOO_LARGE:
+                serving.limit_counters.too_large += 1
+                serving.events.warning(
+                    "item_size", "client %s sent a value over max_item_size (%d bytes)",
+                    self.peer, serving.cfg.max_item_size,
+                )  # fmt: skip
+            if req.reply is not Reply.NOREPLY:
+                self._local(wire)
+        elif kind is Kind.FLUSH:
+            if req.reply is Reply.NOREPLY:
+                answers.flush_all(serving, req.wire, _DROP, None)
+            else:
+                answers.flush_all(serving, req.wire, self._deliver_cb, self._take_slot())
+        elif kind is Kind.VERSION:
+            self._local(answers.VERSION)
+        elif kind is Kind.VERBOSITY:
+            if req.reply is not Reply.NOREPLY:
+                self._local(errors.OK)
+        elif kind is Kind.STATS:
+            self._local(answers.stats(serving, req.args))
+        elif kind is Kind.BINARY:
+            handler = serving.binary_handler
+            if handler is not None:
+                handler(self, req.wire)
+                return
+            data = req.wire
+            refusal = errors.binary_refusal(data[1] if len(data) > 1 else 0, data[12:16])
+            self._execute(Request(Kind.CLOSE, b"", refusal))
+        else:  # QUIT, CLOSE
+            if kind is Kind.CLOSE:
+                stats.protocol_errors += 1
+                log.info(
+                    "closing client %s: protocol violation", self.peer,
+                    extra={"event": "client_closed", "peer": peer_text(self.peer)},
+                )  # fmt: skip
+            self._close_after(req.wire)
+
+    def _close_after(self, reply: bytes) -> None:
+        """Write ``reply`` after every earlier reply, then close."""
+        seq = self._take_slot()
+        self._close_at = seq
+        self.deliver(seq, reply)
+
+    def _local(self, reply: bytes) -> None:
+        self.deliver(self._take_slot(), reply)
+
+    def _get(self, req: Request) -> None:
+        keys = req.keys
+        n = len(keys)
+        self.stats.cmd_get += n
+        seq = self._take_slot()
+        root = self.serving.root
+        if n == 1:
+            root.send(req, self._get_cb, seq)
+            return
+        gather = answers.Gather(self._deliver_cb, seq, n, self._merge_get)
+        prefix = req.prefix + b" "
+        for i, key in enumerate(keys):
+            sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
+            sub.keys = [key]
+            sub.prefix = req.prefix
+            root.send(sub, gather.part, i)
+
+    def _merge_get(self, parts: list[bytes]) -> bytes:
+        for p in parts:
+            if p.startswith(b"V"):
+                self.stats.get_hits += 1
+            else:
+                self.stats.get_misses += 1
+        return merge_get_replies(parts)
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _deliver_get(self, seq: int, reply: bytes) -> None:
+        if reply.startswith(b"V"):
+            self.stats.get_hits += 1
+        else:
+            self.stats.get_misses += 1
+        if seq == self._head and seq + 1 == self._next and not self._out and self._close_at < 0:
+            # The only request in flight: its reply goes out now (nothing to order it with).
+            self._head = seq + 1
+            writer = self._writer
+            if writer is not None:
+                writer.send(reply)
+            if self._inflight_paused:
+                self._in_flight_drained()
+            return
+        self.deliver(seq, reply)
+
+    def _deliver_quiet(self, token: tuple[int, bytes], reply: bytes) -> None:
+        seq, cmd = token
+        self.deliver(seq, b"" if hidden_by_quiet(cmd, reply) else reply)
+
+    def deliver(self, seq: int, reply: bytes) -> None:
+        """The reply for request ``seq``; written once every earlier reply has been."""
+        if seq != self._head:
+            self._ready[seq] = reply
+            return
+        head = seq + 1
+        ready = self._ready
+        if ready and head in ready:
+            parts = [reply]
+            while head in ready:
+                parts.append(ready.pop(head))
+                head += 1
+            reply = b"".join(parts)
+        closing = self._close_at >= 0 and head > self._close_at
+        self._head = head
+        if self._inflight_paused and self._next - head <= self._max_inflight // 2:
+            self._in_flight_drained()
+        transport = self.transport
+        if transport is None or (self._close_at >= 0 and transport.is_closing()):
+            return
+        if head == self._next and not self._out and not closing:
+            # Nothing else in flight: write now rather than wait for the end of the turn.
+            writer = self._writer
+            if reply and writer is not None:
+                writer.send(reply)
+            return
+        if reply:
+            self._out.append(reply)
+        if closing:
+            self._flush()
+            self.close()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        writer = self._writer
+        if self._out and writer is not None:
+            out = self._out
+            self._out = []
+            writer.send(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        """Close the client connection: at proxy shutdown, once the reply it was to close
+        after (``quit``, a protocol error) is written, or when its user is removed."""
+        if self._writer is not None:
+            self._writer.stop()  # replies still coming are dropped, as the transport does
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _ignore_get(_key: bytes, _wire: bytes) -> None:
+    """What a closed connection's codec hands plain gets to."""
+
+
+def _ignore_request(_req: Request) -> None:
+    """What a closed connection's codec hands requests to."""

@@ -1,0 +1,64 @@
+"""What every client connection reads from the running proxy, in one small compiled object.
+
+A reload swaps its fields (route tree, pools, config, policy gate) in one go; a connection
+reads them through it on each request, so it always uses the current generation. Keeping this
+apart from ``memfleet.proxy.app`` (lifecycle: listen, reload, watch) lets the connection
+modules import it without importing the app, and gives the compiled build native attribute
+reads on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from memfleet.backends.backend import Backend
+from memfleet.backends.pool import Pool
+from memfleet.config import ProxyConfig
+from memfleet.logs import LimitEvents
+from memfleet.observe.stats import ProxyStats
+from memfleet.proxy.gate import PolicyGate
+from memfleet.proxy.limits import LimitCounters
+from memfleet.routes.base import Route
+
+log = logging.getLogger("memfleet.proxy")
+
+
+class Serving:
+    """The current generation of the proxy's state, shared by all its connections."""
+
+    __slots__ = (
+        "binary_handler", "cfg", "clients", "events", "gate", "limit_counters", "pools", "root",
+        "stats",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        pools: dict[str, Pool],
+        root: Route,
+        gate: PolicyGate,
+        events: LimitEvents,
+        stats: ProxyStats,
+    ) -> None:
+        self.cfg = cfg
+        self.pools = pools
+        self.root = root
+        self.gate = gate
+        self.events = events
+        self.stats = stats
+        self.limit_counters = LimitCounters()
+        # Every open client connection (``memfleet.proxy.connection.ClientConnection``).
+        self.clients: set[Any] = set()
+        # Takes over a connection whose first byte is the binary protocol's magic
+        # (``memfleet.proxy.binary_connection.handle_binary``, set by the app).
+        self.binary_handler: Callable[[Any, bytes], None] | None = None
+
+    def all_backends(self) -> list[Backend]:
+        """Every backend of every pool, each once."""
+        seen: dict[int, Backend] = {}
+        for p in self.pools.values():
+            for b in p.backends:
+                seen.setdefault(id(b), b)
+        return list(seen.values())

@@ -1,0 +1,36 @@
+"""What a drill does: the faults it knows, the keys it warms and writes, its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FAULTS = ("kill-node", "hang-node", "kill-host", "cut-host", "restart-node")
+HOST_FAULTS = ("kill-host", "cut-host")
+WARM_PREFIX = "drill:k:"
+WRITE_PREFIX = "drill:w:"
+
+
+class DrillError(Exception):
+    """The drill could not run; ``str()`` is the one-line message."""
+
+
+@dataclass
+class DrillOptions:
+    """What a drill does."""
+
+    topologies: list[str]
+    fault: str = "kill-node"
+    duration: float = 20.0
+    fault_at: float = 0.3  # fraction of the run
+    heal_at: float = 0.6
+    keys: int = 5_000
+    connections: int = 4
+    pipeline: int = 1
+    rate: float = 3_000.0
+    ratio: tuple[int, int] = (9, 1)
+    value_size: int = 100
+    hosts: int = 3
+    out: Path | None = None
+    log: Any = None  # a callable taking one progress line

@@ -1,0 +1,100 @@
+"""Running a drill: one topology at a time (up, warm, load with the fault injected and
+healed, verify, stop), then the JSON report and the plot."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from memfleet.tools.bench.preload import preload
+from memfleet.tools.bench.runner import run
+from memfleet.tools.bench.workload import BenchConfig
+from memfleet.tools.drill.faults import Injector, choose_victim
+from memfleet.tools.drill.fleet_process import FleetProcess
+from memfleet.tools.drill.options import (
+    HOST_FAULTS,
+    WARM_PREFIX,
+    WRITE_PREFIX,
+    DrillError,
+    DrillOptions,
+)
+from memfleet.tools.drill.plot import plot
+from memfleet.tools.drill.report import report_document
+from memfleet.tools.drill.summary import TopologyResult, series_point, summarize
+from memfleet.tools.drill.verify import verify_when_settled
+
+
+def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> TopologyResult:
+    """Run the whole drill on one topology."""
+    say = opts.log or (lambda _m: None)
+    result = TopologyResult(topology)
+    if opts.fault in HOST_FAULTS:
+        from memfleet.fleet.hosts import hosts_unavailable
+
+        why = hosts_unavailable()
+        if why is not None:
+            result.skipped = f"{opts.fault} needs simulated hosts: {why}"
+            say(f"{topology}: skipped: {result.skipped}")
+            return result
+    fleet = FleetProcess(topology, workdir, opts.fault, opts.hosts)
+    try:
+        state = fleet.wait_ready()
+        host, port = state["proxy"]["host"], int(state["proxy"]["port"])
+        victim = choose_victim(state)
+        result.victim = victim["name"] + (f" on {victim['failure_host']}"
+                                          if opts.fault in HOST_FAULTS else "")  # fmt: skip
+        cfg = BenchConfig(
+            host=host, port=port, connections=opts.connections, pipeline=opts.pipeline,
+            ratio=opts.ratio, keys=opts.keys, value_size=opts.value_size,
+            duration=opts.duration, processes=1, key_prefix=WARM_PREFIX,
+            set_prefix=WRITE_PREFIX, rate=opts.rate, timeout=3.0,
+        )  # fmt: skip
+        stored = preload(cfg)
+        if stored != opts.keys:
+            raise DrillError(f"{topology}: warming stored {stored} of {opts.keys} keys")
+        say(
+            f"{topology}: warmed {stored} keys; {opts.fault} on {result.victim} at "
+            f"{opts.duration * opts.fault_at:g}s, healed at {opts.duration * opts.heal_at:g}s"
+        )
+        start_delay = 0.5
+        t0 = time.time() + start_delay
+        injector = Injector(fleet, opts.fault, victim, t0 + opts.duration * opts.fault_at,
+                            t0 + opts.duration * opts.heal_at)  # fmt: skip
+        injector.start()
+        try:
+            bench = run(cfg, start_delay=start_delay)
+        finally:
+            injector.cancel()
+            injector.join(30)
+        if injector.error:
+            raise DrillError(f"{topology}: {opts.fault}: {injector.error}")
+        result.fault_start = (injector.injected_at or t0) - t0
+        result.fault_end = (injector.healed_at or time.time()) - t0
+        result.series = [series_point(s) for s in bench.series]
+        fleet.reload_state()
+        verify = verify_when_settled(host, port, opts)
+        result.summary = summarize(result.series, result.fault_start, result.fault_end,
+                                   verify, bench.total)  # fmt: skip
+        s = result.summary
+        say(f"{topology}: {s['errors']} errors ({s['read_errors']} reads), "
+            f"{s['keys_lost']} of {s['keys_written']} keys lost")  # fmt: skip
+    finally:
+        fleet.stop()
+    return result
+
+
+def run_drill(opts: DrillOptions) -> tuple[list[TopologyResult], Path, Path]:
+    """Drill every topology; write the JSON report and the plot into ``opts.out``."""
+    out = opts.out or Path("drill-" + time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[TopologyResult] = []
+    with tempfile.TemporaryDirectory(prefix="memfleet-drill-") as tmp:
+        for topo in opts.topologies:
+            results.append(drill_topology(topo, opts, Path(tmp)))
+    doc = report_document(opts, results)
+    json_path = out / f"drill-{opts.fault}.json"
+    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    png = plot(results, opts.fault, out / f"drill-{opts.fault}.png")
+    return results, json_path, png
