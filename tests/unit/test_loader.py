@@ -12,7 +12,12 @@ import pytest
 import memfleet
 from memfleet import _loader
 
-HOT_MODULES = ["memfleet.proxy.app", "memfleet.backends.backend", "memfleet.protocol.parse"]
+HOT_MODULES = [
+    "memfleet.proxy.connection",
+    "memfleet.proxy.gate",
+    "memfleet.backends.backend",
+    "memfleet.protocol.parse",
+]
 
 
 def module_files(env: dict[str, str]) -> list[str]:
