@@ -2,14 +2,12 @@
 the fast paths for the most common requests, so a request's bytes enter the codec once and come
 out as what a route takes.
 
-``RequestParser.feed_into(data, on_get, on_request)`` is what a connection calls with each read:
-a plain ``get <key>\\r\\n`` comes out as ``on_get(key, line)`` (the client's own bytes, no request
-object), everything else as a ``Request``.
+``RequestParser.feed_into(data, sink)`` is what a connection calls with each read: a plain
+``get <key>\\r\\n`` comes out as ``sink.plain_get(key, line)`` (the client's own bytes, no
+request object), everything else as ``sink.request(req)``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from memfleet.protocol.buffer import read_digits
 from memfleet.protocol.requests import Kind, Request
@@ -31,6 +29,23 @@ __all__ = [
 ]
 
 
+class RequestSink:
+    """Where ``RequestParser.feed_into`` hands requests: a plain get as its key and line, any
+    other request as a ``Request``. A compiled base class rather than two callables: the
+    parser's call is then a native method call (a ``Callable`` argument is a generic Python
+    call, and measured +6-15% CPU per request in the 16-deep pipelined benchmark)."""
+
+    __slots__ = ()
+
+    def plain_get(self, key: bytes, line: bytes) -> None:
+        """A plain ``get <key>\\r\\n``: ``line`` is the client's own bytes."""
+        raise NotImplementedError
+
+    def request(self, req: Request) -> None:
+        """Any other request, parsed."""
+        raise NotImplementedError
+
+
 class RequestParser(TextFramer):
     """Turns a client's byte stream into requests, with the fast paths. Sans-IO."""
 
@@ -44,15 +59,10 @@ class RequestParser(TextFramer):
         self._fresh = False
         return True
 
-    def feed_into(
-        self,
-        data: bytes,
-        on_get: Callable[[bytes, bytes], None],
-        on_request: Callable[[Request], None],
-    ) -> None:
+    def feed_into(self, data: bytes, sink: RequestSink) -> None:
         """Parse ``data`` and hand each request on as it is framed: a plain single-key
-        ``get <key>\r\n`` as ``on_get(key, line)`` (the client's own bytes, ready for a
-        route's ``send_get``, with no request object), anything else as ``on_request(req)``.
+        ``get <key>\r\n`` as ``sink.plain_get(key, line)`` (the client's own bytes, ready for a
+        route's ``send_get``, with no request object), anything else as ``sink.request(req)``.
 
         The plain-get and plain-set fast paths are the most common requests there are; they
         are taken only while ``fast`` (nothing buffered, no policy). Measured on the sharded
@@ -65,29 +75,29 @@ class RequestParser(TextFramer):
                 # Bytes membership by int: with a bytes argument CPython first tries it as an
                 # int and builds (then drops) a TypeError, which costs more than the search.
                 if 32 not in key and 10 not in key:  # no space, no newline
-                    on_get(key, data)
+                    sink.plain_get(key, data)
                     return
             # Pipelined requests: plain gets take the fast path, anything else (a set...) is
             # parsed on its own, and the gets after it go fast again.
-            pos = self._plain_gets(data, 0, on_get)
+            pos = self._plain_gets(data, 0, sink)
             while pos < n:
                 reqs, pos = self.feed_one(data, pos)
                 for req in reqs:
-                    on_request(req)
+                    sink.request(req)
                 if pos < n:
-                    pos = self._plain_gets(data, pos, on_get)
+                    pos = self._plain_gets(data, pos, sink)
             return
         if data.startswith(b"set ") and self.can_bypass():
             plain = self.plain_set(data)  # one plain set: no general parse
             if plain is not None:
-                on_request(plain)
+                sink.request(plain)
                 return
         for req in self.feed(data):
-            on_request(req)
+            sink.request(req)
 
     @staticmethod
-    def _plain_gets(data: bytes, pos: int, on_get: Callable[[bytes, bytes], None]) -> int:
-        """``get <key>\r\n`` lines from ``pos`` on, each handed to ``on_get`` as the
+    def _plain_gets(data: bytes, pos: int, sink: RequestSink) -> int:
+        """``get <key>\r\n`` lines from ``pos`` on, each handed to ``sink.plain_get`` as the
         client's own bytes; returns where the first request that needs the parser starts."""
         n = len(data)
         # A slice compared, not startswith(prefix, pos): a primitive in the compiled build.
@@ -99,7 +109,7 @@ class RequestParser(TextFramer):
             key = data[pos + 4 : eol - 1]
             if 32 in key:  # a second key: the parser's (an int operand: see feed_into)
                 break
-            on_get(key, data if pos == 0 and eol == n - 1 else data[pos : eol + 1])
+            sink.plain_get(key, data if pos == 0 and eol == n - 1 else data[pos : eol + 1])
             pos = eol + 1
         return pos
 

@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 from memfleet.logs import RateLimitedLog, peer_text
 from memfleet.protocol import errors
 from memfleet.protocol.commands import COUNTER
-from memfleet.protocol.parse import RequestParser
+from memfleet.protocol.parse import RequestParser, RequestSink
 from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
 from memfleet.protocol.responses import merge_get_replies
 from memfleet.proxy import answers
@@ -50,9 +50,9 @@ class ClientConnection(asyncio.Protocol):
 
     # Slotted: a proxy holds thousands of idle connections, each one of these.
     __slots__ = (
-        "_close_at", "_deliver_cb", "_dispatch_cb", "_flush_handle", "_get_cb", "_head",
-        "_inflight_paused", "_loop", "_max_inflight", "_next", "_out", "_plain_get_cb", "_ready",
-        "_registered", "_write_paused", "_writer",
+        "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_head", "_inflight_paused",
+        "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered", "_sink",
+        "_write_paused", "_writer",
         "idle_for", "parser", "partial_for", "peer", "serving", "stalled_for", "stats",
         "sweep_next", "transport", "user",
     )  # fmt: skip
@@ -68,8 +68,7 @@ class ClientConnection(asyncio.Protocol):
         # Bound once, instead of a new bound method for every request.
         self._get_cb: Callable[[int, bytes], None] = self._deliver_get
         self._deliver_cb: Callable[[int, bytes], None] = self.deliver
-        self._plain_get_cb: Callable[[bytes, bytes], None] = self._plain_get
-        self._dispatch_cb: Callable[[Request], None] = self.dispatch
+        self._sink: RequestSink = _Sink(self)
         self.peer: Any = None
         # The user this connection authenticated as (None: not authenticated).
         self.user: bytes | None = None
@@ -124,8 +123,7 @@ class ClientConnection(asyncio.Protocol):
             self._writer.stop()  # the socket is closed after this returns
             self._writer = None
         self._get_cb = self._deliver_cb = _drop
-        self._plain_get_cb = _ignore_get
-        self._dispatch_cb = _ignore_request
+        self._sink = _CLOSED_SINK
         if self.transport is not None and self._registered:
             self.transport = None
             self._registered = False
@@ -148,7 +146,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        self.parser.feed_into(data, self._plain_get_cb, self._dispatch_cb)
+        self.parser.feed_into(data, self._sink)
         if self._next - self._head > self._max_inflight:
             self._too_many_in_flight()
 
@@ -269,14 +267,6 @@ class ClientConnection(asyncio.Protocol):
         seq = self._next
         self._next = seq + 1
         return seq
-
-    def _plain_get(self, key: bytes, wire: bytes) -> None:
-        # The codec's fast path: a plain get, only while the gate has nothing to check. The
-        # slot is taken before sending: a down backend answers synchronously.
-        self.stats.cmd_get += 1
-        seq = self._next
-        self._next = seq + 1
-        self.serving.root.send_get(key, wire, self._get_cb, seq)
 
     def _execute(self, req: Request) -> None:
         kind = req.kind
@@ -450,9 +440,38 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def _ignore_get(_key: bytes, _wire: bytes) -> None:
-    """What a closed connection's codec hands plain gets to."""
+class _Sink(RequestSink):
+    """What the codec hands a connection's requests to (see ``RequestSink``)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+
+    def plain_get(self, key: bytes, line: bytes) -> None:
+        """The codec's fast path: a plain get, only while the gate has nothing to check. The
+        reply slot is taken before sending: a down backend answers synchronously."""
+        c = self.conn
+        c.stats.cmd_get += 1
+        seq = c._next
+        c._next = seq + 1
+        c.serving.root.send_get(key, line, c._get_cb, seq)
+
+    def request(self, req: Request) -> None:
+        """Any other request: through the gate."""
+        self.conn.dispatch(req)
 
 
-def _ignore_request(_req: Request) -> None:
-    """What a closed connection's codec hands requests to."""
+class _ClosedSink(RequestSink):
+    """What a closed connection's codec hands requests to: nothing happens."""
+
+    __slots__ = ()
+
+    def plain_get(self, key: bytes, line: bytes) -> None:
+        """Dropped."""
+
+    def request(self, req: Request) -> None:
+        """Dropped."""
+
+
+_CLOSED_SINK: Final = _ClosedSink()
