@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 out, n = Path(sys.argv[1]), int(sys.argv[2])
-print("\n| topology | mode | before µs/req | after µs/req | after/before | before ratio | after ratio |")
+print()
+print("| topology | mode | before µs/req | after µs/req | after/before | before ratio | after ratio |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for topo in ("sharded", "replicated-sharded"):
     for mode in ("nonpipelined", "pipelined"):
@@ -36,7 +37,11 @@ for topo in ("sharded", "replicated-sharded"):
         ratio: dict[str, list[float]] = {"before": [], "after": []}
         for side in cpu:
             for i in range(1, n + 1):
-                summary = json.loads((out / f"{side}-{i}" / f"{topo}.json").read_text())["summary"]
+                path = out / f"{side}-{i}" / f"{topo}.json"
+                summary = json.loads(path.read_text())["summary"] if path.exists() else {}
+                if "memfleet" not in summary or "twemproxy" not in summary:
+                    print(f"{side} run {i} {topo}: a target did not run (see its log)")
+                    continue
                 mf = summary["memfleet"][mode]["cpu_us_per_req"]
                 tw = summary["twemproxy"][mode]["cpu_us_per_req"]
                 cpu[side].append(mf)

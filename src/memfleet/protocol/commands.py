@@ -153,7 +153,9 @@ _COMMANDS: Final = (
     Command(b"incr", Family.KEYED, INCR, "cmd_other", b"", _NOT_FOUND),
     Command(b"decr", Family.KEYED, DECR, "cmd_other", b"", _NOT_FOUND),
     Command(b"touch", Family.KEYED, TOUCH, "cmd_touch", b"TOUCHED\r\n", _NOT_FOUND),
-    Command(b"mg", Family.META, READ, "cmd_get", b"", b"EN\r\n", b"EN"),
+    # A meta get counts as itself (``command_mg``), not in cmd_get: cmd_get counts the keys of
+    # get-family requests, which the metrics export as command "get".
+    Command(b"mg", Family.META, READ, "cmd_other", b"", b"EN\r\n", b"EN"),
     Command(b"ms", Family.META_SET, SET, "cmd_set", b"HD\r\n", b"NS\r\n", b"HD"),
     Command(b"md", Family.META, DELETE, "cmd_other", b"HD\r\n", b"NF\r\n", b"HD"),
     Command(b"ma", Family.META, INCR, "cmd_other", b"", b"NF\r\n", b"HD"),

@@ -31,9 +31,10 @@ __all__ = [
 
 class RequestSink:
     """Where ``RequestParser.feed_into`` hands requests: a plain get as its key and line, any
-    other request as a ``Request``. A compiled base class rather than two callables: the
-    parser's call is then a native method call (a ``Callable`` argument is a generic Python
-    call, and measured +6-15% CPU per request in the 16-deep pipelined benchmark)."""
+    other request as a ``Request``. A compiled base class rather than two callables, so that
+    the parser's call is a native method call: with callables (a generic Python call per get)
+    the sharded 16-deep pipelined cell measured +7.5% CPU per request against the code before
+    the pipeline rework, with this class +1.9% (benchmarks/RESULTS.md, 2026-12-01)."""
 
     __slots__ = ()
 
