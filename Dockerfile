@@ -1,7 +1,11 @@
 # One image for both roles: `memfleet proxy` and `memfleet node` (memcached from Debian).
 #   docker build -t memfleet:0.1.0 .
-# The manifests under deploy/ reference it as memfleet:<version>; change the name and tag with
-# `memfleet render --image NAME:TAG` or an `images:` entry in a kustomization.
+#   kind load docker-image memfleet:0.1.0        # or: minikube image load memfleet:0.1.0
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/memfleet:TAG --push .
+# The manifests under deploy/ reference it as memfleet:<version>; point them at another name
+# with `memfleet render --image REGISTRY/memfleet:TAG` or the kustomization's `images:` entry
+# (`kustomize edit set image memfleet=REGISTRY/memfleet:TAG`). The README's "Deploy to
+# Kubernetes" has the whole path; .github/workflows/release.yml publishes it on a tag.
 
 ARG DEBIAN=debian:bookworm-slim
 
@@ -19,6 +23,9 @@ RUN MEMFLEET_COMPILE=1 /opt/memfleet/bin/pip install --no-cache-dir --no-compile
     && /opt/memfleet/bin/python -m compileall -q /opt/memfleet
 
 FROM ${DEBIAN}
+LABEL org.opencontainers.image.title="memfleet" \
+      org.opencontainers.image.description="memcached-protocol routing proxy and memcached node supervisor" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # memcached from Debian (>= 1.6, with --memory-file and restartable mode). The package creates
 # a system user `memcache` with a distribution-chosen UID; pin it to 11211 so that
 # runAsUser/fsGroup in the manifests and the owner of files on persistent volumes stay the

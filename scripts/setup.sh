@@ -15,12 +15,21 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
     || need_apt+=(python3-dev)
 # pylibmc (a dev dependency: the binary-protocol client tests) builds against libmemcached.
 [ -e /usr/include/libmemcached/memcached.h ] || need_apt+=(libmemcached-dev)
-if [ ${#need_apt[@]} -gt 0 ]; then
+# promtool and prometheus: the alert rules' unit tests and the real-Prometheus test. Without
+# its recommends (the node exporter and friends are not needed).
+need_apt_bare=()
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need_apt_bare+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_apt_bare[@]} -gt 0 ]; then
     sudo_cmd=()
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_cmd[@]}" apt-get update -qq
-    "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    if [ ${#need_apt[@]} -gt 0 ]; then
+        "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    fi
+    if [ ${#need_apt_bare[@]} -gt 0 ]; then
+        "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt_bare[@]}" >/dev/null
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

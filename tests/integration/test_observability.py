@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from pymemcache.client.base import Client
-from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config, wait_port
+from tests.helpers import (
+    Conn,
+    Memcached,
+    ProxyProcess,
+    free_port,
+    pool_config,
+    wait_port,
+    wait_until,
+)
 
 
 def _bench(port: int, *args: str) -> dict[str, Any]:
@@ -134,11 +142,11 @@ def test_metrics_match_the_requests_sent(
     assert f"STAT {mc.address}:requests 62\r\n" in stats
     assert f"STAT {mc.address}:latency_count 62\r\n" in stats
 
-    # The only backend goes away: the pool has none up, so the proxy is not ready.
+    # The only backend goes away: the default route has no live path, so the proxy is not ready.
     mc.kill()
     assert conn.request(b"get k1\r\n").startswith(b"SERVER_ERROR")
     status, why = _scrape(mport, "/readyz")
-    assert status == 503 and "main" in why
+    assert status == 503 and "default" in why and mc.address in why
     text = _scrape(mport)[1]
     assert _metric(text, "memfleet_backend_up", backend=mc.address) == 0
     assert _metric(text, "memfleet_backend_marked_down_total", backend=mc.address) == 1
@@ -172,3 +180,39 @@ def test_json_logs_carry_events_and_the_peer(
     assert "marked down" in down["msg"] and down["backend"] == mc.address
     assert "reload refused" in by_event["reload_refused"]["msg"]
     assert all({"ts", "level", "logger", "msg"} <= set(x) for x in lines)
+
+
+def test_one_replica_down_keeps_the_proxy_ready(
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    # /readyz is the DaemonSet's readiness: it means "every route has a live path", never
+    # "every backend up", or one cache node out would take every proxy out of its Service.
+    a, b = memcached_factory(), memcached_factory()
+    mport = free_port()
+    cfg = {
+        "pools": {
+            "replica_0": {"backends": [a.address], "failure_limit": 1, "retry_timeout": 30},
+            "replica_1": {"backends": [b.address], "failure_limit": 1, "retry_timeout": 30},
+        },
+        "routes": {
+            "get": {"allfastest": {"children": ["replica_0", "replica_1"]}},
+            "default": {"allsync": {"children": ["replica_0", "replica_1"]}},
+        },
+    }
+    proxy = proxy_factory(
+        cfg, extra_args=("--watch-interval", "0", "--metrics", f"127.0.0.1:{mport}")
+    )
+    wait_port(mport)
+    conn = Conn(proxy.port)
+    assert conn.request(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+    a.kill()
+    conn.request(b"get k\r\n")  # a request to the dead node marks it down (failure_limit 1)
+    assert wait_until(
+        lambda: _metric(_scrape(mport)[1], "memfleet_backend_up", backend=a.address) == 0
+    )
+    assert _scrape(mport, "/readyz") == (200, "ready\n")
+    b.kill()
+    conn.request(b"get k\r\n")
+    assert wait_until(lambda: _scrape(mport, "/readyz")[0] == 503)
+    conn.close()

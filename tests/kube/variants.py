@@ -19,12 +19,17 @@ def variant_id(opts: RenderOptions) -> str:
     t = opts.topology
     extra = "-zone" if opts.zone_spread else ""
     extra += "-independent" if t.placement == "independent" else ""
+    extra += "-pmem" if opts.pmem else ""
+    extra += "-dev" if opts.dev else ""
+    extra += "-lb" if opts.service_type == "LoadBalancer" else ""
+    extra += f"-{opts.memory_mb}mb" if opts.memory_mb != 256 else ""
     return f"{t.name}-{opts.persistence}-{opts.proxy_mode}{extra}"
 
 
 @cache
 def variants() -> tuple[RenderOptions, ...]:
-    """Every topology × persistence × proxy mode, plus zone spread and independent placement."""
+    """Every topology × persistence × proxy mode, plus zone spread, independent placement,
+    the PMEM-CSI layouts, dev clusters and the LoadBalancer Service."""
     out = [
         RenderOptions(topology=Topology(t), persistence=p, proxy=m)
         for t, p, m in itertools.product(TOPOLOGIES, PERSISTENCE_MODES, PROXY_MODES)
@@ -37,6 +42,24 @@ def variants() -> tuple[RenderOptions, ...]:
     out.append(
         RenderOptions(topology=Topology("replicated-sharded", shards=5, replicas=3), memory_mb=1024)
     )
+    out += [
+        RenderOptions(topology=Topology(t), persistence=p, pmem=True)
+        for t, p in itertools.product(TOPOLOGIES, ("memory-file", "restartable"))
+    ]
+    out += [
+        RenderOptions(topology=Topology(t), dev=True, proxy=m)
+        for t, m in itertools.product(TOPOLOGIES, PROXY_MODES)
+    ]
+    out.append(RenderOptions(topology=Topology("sharded"), persistence="memory-file", memory_mb=16))
+    out += [
+        RenderOptions(
+            topology=Topology(t),
+            proxy="daemonset",
+            service_type="LoadBalancer",
+            lb_source_ranges=("10.0.0.0/8", "192.168.1.0/24"),
+        )
+        for t in TOPOLOGIES
+    ]
     return tuple(out)
 
 

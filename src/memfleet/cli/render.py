@@ -9,13 +9,16 @@ from pathlib import Path
 import click
 
 from memfleet.kube.kustomize import base_files, dump_all, write_files
+from memfleet.kube.monitoring import plain_files
 from memfleet.kube.options import (
-    DEFAULT_CSI_DRIVER,
     DEFAULT_IMAGE,
+    DEFAULT_MONITORING_NAMESPACE,
     DEFAULT_NAMESPACE,
-    DEFAULT_STORAGE_CLASS,
     PERSISTENCE_MODES,
+    PMEM_CSI_DRIVER,
+    PMEM_STORAGE_CLASS,
     PROXY_MODES,
+    SERVICE_TYPES,
     RenderOptions,
 )
 from memfleet.kube.readme import readme
@@ -33,19 +36,33 @@ from memfleet.topology.presets import Topology
 )  # fmt: skip
 @click.option(
     "--proxy", type=click.Choice(PROXY_MODES), default=None,
-    help="DaemonSet + LoadBalancer, or a native sidecar of an example app "
+    help="DaemonSet behind a node-local Service, or a native sidecar of an example app "
     "[default: sidecar for replicated and local-failover, else daemonset].",
 )  # fmt: skip
 @click.option(
-    "--persistence", type=click.Choice(PERSISTENCE_MODES), default="none", show_default=True
-)
-@click.option(
-    "--storage-class", default=DEFAULT_STORAGE_CLASS, show_default=True,
-    help="restartable: the volumeClaimTemplate's storage class ('' for the cluster default).",
+    "--service-type", type=click.Choice(SERVICE_TYPES), default="ClusterIP", show_default=True,
+    help="The DaemonSet's Service. LoadBalancer needs --lb-source-range.",
 )  # fmt: skip
 @click.option(
-    "--csi-driver", default=DEFAULT_CSI_DRIVER, show_default=True,
-    help="memory-file: the CSI driver of the inline volume.",
+    "--lb-source-range", "lb_source_ranges", multiple=True, metavar="CIDR",
+    help="LoadBalancer: a client range allowed in (repeatable; required, no default).",
+)  # fmt: skip
+@click.option(
+    "--persistence", type=click.Choice(PERSISTENCE_MODES), default="none", show_default=True,
+    help="memory-file: an in-memory emptyDir; restartable: a claim on the default storage class.",
+)  # fmt: skip
+@click.option(
+    "--pmem", is_flag=True,
+    help=f"PMEM-CSI's layout: a CSI inline volume ({PMEM_CSI_DRIVER}) for memory-file, "
+    f"storage class {PMEM_STORAGE_CLASS} for restartable. Its init container runs as root.",
+)  # fmt: skip
+@click.option(
+    "--storage-class", default=None,
+    help="restartable: the claims' storage class [default: the cluster's default class].",
+)  # fmt: skip
+@click.option(
+    "--csi-driver", default=None,
+    help=f"--pmem memory-file: the inline volume's CSI driver [default: {PMEM_CSI_DRIVER}].",
 )  # fmt: skip
 @click.option(
     "--volume-size", "volume_size_mi", type=click.IntRange(32), default=None,
@@ -55,7 +72,24 @@ from memfleet.topology.presets import Topology
     "--zone-spread", is_flag=True,
     help="Keep copies apart per zone (topology.kubernetes.io/zone) instead of per node.",
 )  # fmt: skip
-@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="NAME:TAG of the image.")
+@click.option(
+    "--dev", is_flag=True,
+    help="A dev cluster (kind, minikube, one node): soft anti-affinity, no disruption "
+    "budgets, token CPU requests. Without it a one-node cluster leaves pods Pending.",
+)  # fmt: skip
+@click.option(
+    "--monitoring", is_flag=True,
+    help="Add ServiceMonitors, alert rules (PrometheusRule), a Grafana dashboard and "
+    "NetworkPolicies for the metrics ports (prometheus-operator; docs/monitoring.md).",
+)  # fmt: skip
+@click.option(
+    "--monitoring-namespace", default=DEFAULT_MONITORING_NAMESPACE, show_default=True,
+    help="--monitoring: the namespace Prometheus scrapes from.",
+)  # fmt: skip
+@click.option(
+    "--image", default=DEFAULT_IMAGE, show_default=True,
+    help="REGISTRY/NAME:TAG of the image (also the kustomization's images: entry).",
+)  # fmt: skip
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Write a kustomize base into DIR [default: all documents to stdout].",
@@ -68,11 +102,17 @@ def render_cmd(
     namespace: str,
     memory_mb: int,
     proxy: str | None,
+    service_type: str,
+    lb_source_ranges: tuple[str, ...],
     persistence: str,
-    storage_class: str,
-    csi_driver: str,
+    pmem: bool,
+    storage_class: str | None,
+    csi_driver: str | None,
     volume_size_mi: int | None,
     zone_spread: bool,
+    dev: bool,
+    monitoring: bool,
+    monitoring_namespace: str,
     image: str,
     out: Path | None,
 ) -> None:
@@ -100,6 +140,12 @@ def render_cmd(
             volume_size_mi=volume_size_mi,
             zone_spread=zone_spread,
             image=image,
+            service_type="LoadBalancer" if service_type == "LoadBalancer" else "ClusterIP",
+            lb_source_ranges=lb_source_ranges,
+            pmem=pmem,
+            dev=dev,
+            monitoring=monitoring,
+            monitoring_namespace=monitoring_namespace,
         )
     except ValueError as exc:
         click.echo(f"memfleet: render: {exc}", err=True)
@@ -108,5 +154,10 @@ def render_cmd(
     if out is None:
         click.echo(dump_all(bundle.documents()), nl=False)
         return
-    write_files(out, base_files(bundle, readme(opts)))
+    files = base_files(bundle, readme(opts))
+    if opts.monitoring:
+        # The rules file and the dashboard JSON, for a Prometheus and a Grafana set up by
+        # hand (beside the base; the kustomization does not list them).
+        files.update(plain_files())
+    write_files(out, files)
     click.echo(f"wrote {out} (kubectl apply -k {out})", err=True)

@@ -10,38 +10,33 @@ from dataclasses import dataclass
 from typing import Literal
 
 from memfleet.kube.common import (
-    DATA_DIR,
     HOSTNAME_KEY,
-    MEMORY_FILE,
     POD_INDEX_LABEL,
     REPLICA_LABEL,
     ZONE_KEY,
     Obj,
     container_security_context,
+    cpu_request,
     labels,
     metadata,
+    node_probes,
     pod_security_context,
-    probes,
-    root_prepare_security_context,
     selector,
     tmp_volume,
 )
 from memfleet.kube.configmap import statefulset_of
+from memfleet.kube.node_metrics import node_label_env, node_metrics_args, node_metrics_port
 from memfleet.kube.options import PORT, RenderOptions
-from memfleet.kube.sizing import (
-    cache_memory,
-    grace_seconds,
-    stop_timeout_seconds,
-    volume_size_mi,
+from memfleet.kube.sizing import cache_memory, grace_seconds, stop_timeout_seconds
+from memfleet.kube.storage import (
+    claim_template,
+    data_mount,
+    data_volume,
+    memory_file_args,
+    prepare_container,
 )
 
 CACHE_NAME = "memcached"
-PREPARE_ARGS = (
-    *("node", "prepare", "--memory-file", MEMORY_FILE),
-    *("--size-from-volume", "--owner", "memcache"),
-)
-# prepare keeps a valid state file only where the next start is meant to be warm.
-PREPARE_STATE = {"memory-file": "--not-restartable", "restartable": "--restartable"}
 # How long a node may take to start before the kubelet restarts it. A warm restart maps the
 # memory file and rebuilds the hash table from it, which takes a while on a large cache.
 STARTUP_SECONDS = {"none": 120, "memory-file": 300, "restartable": 1800}
@@ -114,6 +109,19 @@ def _cache_pod_selector() -> dict[str, str]:
     }
 
 
+def _anti_affinity(term: Obj, hard: bool) -> Obj:
+    """A pod anti-affinity of one term: required, or (soft) preferred with full weight."""
+    if hard:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": term}
+            ]
+        }
+    }
+
+
 def _spread(lbls: dict[str, str], key: str, hard: bool) -> Obj:
     return {
         "maxSkew": 1,
@@ -127,24 +135,24 @@ def _spread(lbls: dict[str, str], key: str, hard: bool) -> Obj:
 
 
 def placement(cs: CacheSet, opts: RenderOptions) -> Obj:
-    """affinity and topologySpreadConstraints of a cache set's pods."""
+    """affinity and topologySpreadConstraints of a cache set's pods.
+
+    In production the rules that keep copies (and shards) apart are required: a pod that
+    cannot be placed stays Pending rather than sharing a node with the copy it protects.
+    ``--dev`` makes every rule a preference, so a one-node cluster runs the whole topology.
+    """
     topo = opts.topology
     lbls = cs.labels()
     key = ZONE_KEY if opts.zone_spread else HOSTNAME_KEY
+    hard = not opts.dev
     out: Obj = {}
     if cs.role == "gutter":
         # Soft: a gutter on the node of the main pod it stands in for still helps elsewhere.
         term = {"labelSelector": {"matchLabels": _cache_pod_selector()}, "topologyKey": key}
-        out["affinity"] = {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {"weight": 100, "podAffinityTerm": term}
-                ]
-            }
-        }
+        out["affinity"] = _anti_affinity(term, hard=False)
         return out
     if topo.name == "replicated-sharded" and cs.replica is not None:
-        spread = [_spread(lbls, HOSTNAME_KEY, hard=True)]
+        spread = [_spread(lbls, HOSTNAME_KEY, hard=hard)]
         if opts.zone_spread:
             spread.append(_spread(lbls, ZONE_KEY, hard=False))
         out["topologySpreadConstraints"] = spread
@@ -165,18 +173,14 @@ def placement(cs: CacheSet, opts: RenderOptions) -> Obj:
                 "matchLabelKeys": [POD_INDEX_LABEL],
                 "topologyKey": key,
             }
-            out["affinity"] = {
-                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
-            }
+            out["affinity"] = _anti_affinity(term, hard)
         return out
     # One set holds the whole pool (sharded, replicated, the cluster tier, gutter's main):
     # at most one of its pods per node (per zone for replicated copies with --zone-spread).
     copies = topo.name == "replicated"
     anti_key = ZONE_KEY if copies and opts.zone_spread else HOSTNAME_KEY
     term = {"labelSelector": {"matchLabels": selector(lbls)}, "topologyKey": anti_key}
-    out["affinity"] = {
-        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
-    }
+    out["affinity"] = _anti_affinity(term, hard)
     if opts.zone_spread and not copies:
         out["topologySpreadConstraints"] = [_spread(lbls, ZONE_KEY, hard=False)]
     return out
@@ -184,64 +188,54 @@ def placement(cs: CacheSet, opts: RenderOptions) -> Obj:
 
 def cache_args(
     memory_mb: int,
-    persistence: str = "none",
     port: int = PORT,
     listen: str = "0.0.0.0",
+    memory_file: list[str] | None = None,
+    restartable: bool = False,
 ) -> list[str]:
-    """Arguments of ``memfleet node``. With a memory file the volume is the one source of the
-    cache size (``--size-from-volume``), so an overlay that resizes the volume resizes the
-    cache, as in the PMEM-CSI memcached example."""
+    """Arguments of ``memfleet node``: ``memory_file`` (from
+    :func:`memfleet.kube.storage.memory_file_args`) places the cache in a memory file and
+    says how it is sized; without it the cache is ``--memory`` MB of plain memory."""
     args = ["node", "--listen", listen, "--port", str(port)]
-    if persistence != "none":
-        args += ["--memory-file", MEMORY_FILE, "--size-from-volume"]
-    else:
-        args += ["--memory", str(memory_mb)]
-    if persistence == "restartable":
+    args += memory_file if memory_file is not None else ["--memory", str(memory_mb)]
+    if restartable:
         args += ["--restartable", "--stop-timeout", str(stop_timeout_seconds(memory_mb))]
     return args
 
 
-def prepare_container(opts: RenderOptions) -> Obj:
-    """Init container: size, preallocate and check the memory file, owned by memcache."""
-    return {
-        "name": "prepare",
-        "image": opts.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["memfleet"],
-        "args": [*PREPARE_ARGS, PREPARE_STATE[opts.persistence]],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-        "securityContext": root_prepare_security_context(),
-        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
-    }
-
-
-def cache_container(opts: RenderOptions) -> Obj:
-    """The memcached container, run by the ``memfleet node`` supervisor."""
+def cache_container(opts: RenderOptions, env: list[Obj] | None = None) -> Obj:
+    """The memcached container, run by the ``memfleet node`` supervisor, which also serves
+    the node's metrics (labelled through ``env``: :func:`node_label_env`)."""
     mem = cache_memory(opts.memory_mb)
     _, tmp_mount = tmp_volume()
     mounts = [tmp_mount]
     if opts.persistent:
-        mounts.append({"name": "data", "mountPath": DATA_DIR})
+        mounts.append(data_mount())
+    args = cache_args(
+        opts.memory_mb,
+        memory_file=memory_file_args(opts) if opts.persistent else None,
+        restartable=opts.persistence == "restartable",
+    )
     return {
         "name": "memcached",
         "image": opts.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["memfleet"],
-        "args": cache_args(opts.memory_mb, opts.persistence),
-        "ports": [{"name": "memcache", "containerPort": PORT, "protocol": "TCP"}],
+        "args": [*args, *node_metrics_args()],
+        **({"env": env} if env else {}),
+        "ports": [
+            {"name": "memcache", "containerPort": PORT, "protocol": "TCP"},
+            node_metrics_port(),
+        ],
         # No CPU limit: CFS throttling shows up as tail latency on a cache.
         "resources": {
-            "requests": {"cpu": "250m", "memory": mem.request},
+            "requests": {"cpu": cpu_request(opts, "250m"), "memory": mem.request},
             "limits": {"memory": mem.limit},
         },
-        **probes(PORT, STARTUP_SECONDS[opts.persistence]),
+        **node_probes(STARTUP_SECONDS[opts.persistence]),
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
     }
-
-
-def _data_size(opts: RenderOptions) -> str:
-    return f"{opts.volume_size_mi or volume_size_mi(opts.memory_mb)}Mi"
 
 
 def statefulset(cs: CacheSet, opts: RenderOptions) -> Obj:
@@ -249,13 +243,9 @@ def statefulset(cs: CacheSet, opts: RenderOptions) -> Obj:
     lbls = cs.labels()
     tmp, _ = tmp_volume()
     volumes: list[Obj] = [tmp]
-    if opts.persistence == "memory-file":
-        volumes.append(
-            {
-                "name": "data",
-                "csi": {"driver": opts.csi_driver, "volumeAttributes": {"size": _data_size(opts)}},
-            }
-        )
+    data = data_volume(opts)
+    if data is not None:
+        volumes.append(data)
     pod: Obj = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -265,9 +255,10 @@ def statefulset(cs: CacheSet, opts: RenderOptions) -> Obj:
         ),
         **placement(cs, opts),
     }
-    if opts.persistent:
-        pod["initContainers"] = [prepare_container(opts)]
-    pod["containers"] = [cache_container(opts)]
+    prepare = prepare_container(opts)
+    if prepare is not None:
+        pod["initContainers"] = [prepare]
+    pod["containers"] = [cache_container(opts, node_label_env(cs.name, opts))]
     pod["volumes"] = volumes
     spec: Obj = {
         "serviceName": cs.service,
@@ -281,16 +272,9 @@ def statefulset(cs: CacheSet, opts: RenderOptions) -> Obj:
         "selector": {"matchLabels": selector(lbls)},
         "template": {"metadata": {"labels": lbls}, "spec": pod},
     }
-    if opts.persistence == "restartable":
-        claim: Obj = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": _data_size(opts)}},
-        }
-        if opts.storage_class:
-            claim["storageClassName"] = opts.storage_class
-        spec["volumeClaimTemplates"] = [
-            {"metadata": {"name": "data", "labels": lbls}, "spec": claim}
-        ]
+    claim = claim_template(opts, lbls)
+    if claim is not None:
+        spec["volumeClaimTemplates"] = [claim]
         # A cache's volume has no value without its pod: delete it with the set or the shard.
         spec["persistentVolumeClaimRetentionPolicy"] = {
             "whenDeleted": "Delete",

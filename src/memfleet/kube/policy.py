@@ -32,7 +32,13 @@ def disruption_budgets(sets: list[CacheSet], opts: RenderOptions) -> list[Obj]:
     replicated-sharded: a budget per shard across the replicas, so a drain never takes two
     copies of one shard at once while different shards may go in parallel. Otherwise a budget
     per StatefulSet: one node of the pool at a time.
+
+    None with --dev: on a one-node cluster an evicted pod cannot come back until the drain is
+    over (its node is cordoned), so any budget, even ``maxUnavailable: 1``, blocks the drain
+    after the first eviction.
     """
+    if opts.dev:
+        return []
     if opts.topology.name == "replicated-sharded":
         out = []
         for shard in range(opts.topology.shards):
@@ -52,8 +58,12 @@ def disruption_budgets(sets: list[CacheSet], opts: RenderOptions) -> list[Obj]:
 
 def network_policies(opts: RenderOptions) -> list[Obj]:
     """Cache pods take connections only from pods that run a proxy, on 11211 only; the proxy
-    DaemonSet takes memcached traffic from anywhere (its clients come through the load
-    balancer) and nothing else."""
+    DaemonSet takes memcached and metrics traffic from anywhere (its clients are the apps,
+    and outside clients with --service-type LoadBalancer, which loadBalancerSourceRanges
+    limits) and nothing else.
+
+    Kubelet probes are not affected: traffic from a pod's own node is always allowed,
+    whatever the policies say (the NetworkPolicy API guarantees it)."""
     tcp = [{"protocol": "TCP", "port": PORT}]
     cache = {
         "apiVersion": "networking.k8s.io/v1",
@@ -77,6 +87,9 @@ def network_policies(opts: RenderOptions) -> list[Obj]:
     out: list[Obj] = [cache]
     if opts.proxy_mode == "daemonset":
         lbls = proxy_labels()
+        # With --monitoring the metrics port is opened to the monitoring namespace only
+        # (memfleet.kube.monitoring), not to everyone.
+        metrics = [] if opts.monitoring else [{"protocol": "TCP", "port": METRICS_PORT}]
         out.append(
             {
                 "apiVersion": "networking.k8s.io/v1",
@@ -86,7 +99,7 @@ def network_policies(opts: RenderOptions) -> list[Obj]:
                     "podSelector": {"matchLabels": selector(lbls)},
                     "policyTypes": ["Ingress"],
                     # Clients on 11211, Prometheus on the metrics port.
-                    "ingress": [{"ports": [*tcp, {"protocol": "TCP", "port": METRICS_PORT}]}],
+                    "ingress": [{"ports": [*tcp, *metrics]}],
                 },
             }
         )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from memfleet.kube.cache import cache_sets
+from memfleet.kube.cache import STARTUP_SECONDS, cache_sets
+from memfleet.kube.notes import (
+    image_notes,
+    persistence_notes,
+    placement_notes,
+    proxy_notes,
+    security_notes,
+)
 from memfleet.kube.options import RenderOptions, command_line
 from memfleet.kube.sizing import cache_memory
 
@@ -81,34 +88,8 @@ def readme(opts: RenderOptions) -> str:
     }
     availability, hit_rate, latency, memory = (s.format(**fields) for s in _TRADES[t.name])
     sets = ", ".join(f"`{cs.name}` ({cs.pods} pods)" for cs in cache_sets(opts))
-    if opts.proxy_mode == "daemonset":
-        proxy = (
-            "The proxy runs as a DaemonSet (`memfleet-proxy`, one per node) behind a "
-            "`LoadBalancer` Service on port 11211: point any memcached client at the "
-            "Service's address."
-        )
-        connect = f"kubectl -n {opts.namespace} get service memfleet-proxy   # EXTERNAL-IP:11211"
-    else:
-        proxy = (
-            "The proxy runs as a native sidecar (an init container with `restartPolicy: "
-            "Always`) of the example Deployment `memfleet-app`, listening on the pod's "
-            "127.0.0.1:11211. Replace its `app` container with your application and keep the "
-            'label `memfleet.io/proxy: "true"` (the cache pods\' NetworkPolicy admits only '
-            "such pods)."
-        )
-        connect = (
-            f"kubectl -n {opts.namespace} exec deploy/memfleet-app -c app -- "
-            "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', 11211)); "
-            "s.sendall(b'version\\r\\n'); print(s.recv(64))\""
-        )
-    persistence = {
-        "none": "The cache is in memory only: a restarted pod starts cold.",
-        "memory-file": "The cache lives in a memory file on a CSI inline volume "
-        f"(`{opts.csi_driver}`), prepared by an init container; it is lost with the pod.",
-        "restartable": "The cache lives in a memory file on a PersistentVolumeClaim "
-        f"(storage class `{opts.storage_class}`); a graceful stop writes memcached's state "
-        "file and the next start is warm. The claims are deleted with the StatefulSet.",
-    }[opts.persistence]
+    proxy, connect = proxy_notes(opts)
+    persistence = persistence_notes(opts)
     return f"""# {t.name}
 
 {_WHAT[t.name].format(**fields)}
@@ -117,6 +98,8 @@ Cache StatefulSets: {sets}; {opts.memory_mb} MB of cache per pod, memory request
 {mem.request}/{mem.limit} (see `docs/kubernetes.md` for the rule). {persistence}
 
 {proxy}
+
+{placement_notes(opts)}
 
 ## What it trades
 
@@ -136,8 +119,18 @@ kubectl -n {opts.namespace} wait --for=condition=Ready pod \\
 {connect}
 ```
 
-Change the image with an overlay (`images:` in a kustomization) or re-render. The proxy
-config is the ConfigMap `memfleet-proxy`; the proxies reload it when it changes.
+{image_notes(opts)} The proxy config is the ConfigMap `memfleet-proxy`; the proxies reload it
+when it changes.
+
+## Security
+
+{security_notes(opts)}
+
+Probes are cheap: a TCP connect to memcached's port for the nodes (memcached opens it only
+once a start, a warm restart included, is complete; the startup probe allows
+{STARTUP_SECONDS[opts.persistence] // 60} minutes), HTTP `/healthz` and `/readyz` on the
+proxy's metrics port 9150. The NetworkPolicies do not block them: traffic from a pod's own
+node, where the kubelet probes from, is always allowed.
 
 ## Re-render
 

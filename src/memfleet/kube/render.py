@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memfleet.kube import cache, configmap, policy, proxy
+from memfleet.kube import cache, configmap, monitoring, policy, proxy
 from memfleet.kube.common import Obj, labels
 from memfleet.kube.options import RenderOptions
 
@@ -25,11 +25,17 @@ class Bundle:
         return [d for d in self.documents() if d["kind"] == "StatefulSet"]
 
 
+def pod_security_level(opts: RenderOptions) -> str:
+    """The strictest Pod Security Standard every pod of the bundle meets: ``restricted``,
+    except the --pmem memory-file layout, whose init container runs as root to hand the CSI
+    inline volume to memcache (``baseline`` allows that, ``restricted`` does not)."""
+    return "baseline" if opts.root_init else "restricted"
+
+
 def namespace(opts: RenderOptions) -> Obj:
-    """The Namespace, with Pod Security admission at the strictest level the pods meet: the
-    memory-file init container runs as root (it hands the volume to memcache), which
-    ``restricted`` forbids and ``baseline`` allows."""
-    level = "baseline" if opts.persistent else "restricted"
+    """The Namespace, with Pod Security admission enforcing :func:`pod_security_level` and
+    warning about anything short of ``restricted``."""
+    level = pod_security_level(opts)
     lbls = labels("memfleet", "namespace")
     lbls.update(
         {
@@ -53,9 +59,13 @@ def render(opts: RenderOptions) -> Bundle:
     for cs in sets:
         b.files[f"{cs.name}.yaml"] = [cache.headless_service(cs, opts), cache.statefulset(cs, opts)]
     if opts.proxy_mode == "daemonset":
-        b.files["proxy.yaml"] = [proxy.daemonset(opts), proxy.load_balancer(opts)]
+        b.files["proxy.yaml"] = [proxy.daemonset(opts), proxy.service(opts)]
     else:
         b.files["app.yaml"] = [proxy.app_deployment(opts)]
-    b.files["pdb.yaml"] = policy.disruption_budgets(sets, opts)
+    budgets = policy.disruption_budgets(sets, opts)
+    if budgets:
+        b.files["pdb.yaml"] = budgets
     b.files["networkpolicy.yaml"] = policy.network_policies(opts)
+    if opts.monitoring:
+        b.files["monitoring.yaml"] = monitoring.monitoring_objects(opts)
     return b

@@ -15,8 +15,8 @@ SLAB_OVERHEAD = 0.05
 # Fixed cost per pod: the memfleet supervisor (a CPython process, ~20 MiB resident) plus
 # memcached's baseline (~4 MiB with the default 4 worker threads).
 PROCESS_OVERHEAD_MI = 28
-# Floor of the limit's headroom: enough for the probe's short-lived python process and for
-# a burst of connections.
+# Floor of the limit's headroom: enough for a burst of connections (each costs memcached its
+# read and write buffers) and for `kubectl exec` into the pod.
 MIN_HEADROOM_MI = 100
 # A memory-file volume: `memfleet node --size-from-volume` gives memcached the file system's
 # size minus 1% (at least 2 MiB) and 1 MiB for the state file; the file system itself takes a
@@ -24,6 +24,11 @@ MIN_HEADROOM_MI = 100
 # requested cache size, so the memory request and limit still fit it.
 VOLUME_OVERHEAD = 0.02
 VOLUME_RESERVE_MI = 16
+# A restartable claim holds a file of exactly the cache size, written by memcache (not root):
+# ext4 keeps 5% of its blocks for root, and its journal and inode tables take up to ~3% more,
+# so the claim asks for 10% + 32 Mi beyond the cache (the state file included).
+CLAIM_OVERHEAD = 0.10
+CLAIM_RESERVE_MI = 32
 # Graceful stop of a restartable node: memcached writes its state file and the kernel writes
 # back the memory file's dirty pages; assume at least 100 MiB/s of write-back. The kubelet
 # waits a little longer than the supervisor (`memfleet node --stop-timeout`), so the
@@ -72,6 +77,11 @@ def cache_memory(cache_mb: int) -> MemorySize:
 def volume_size_mi(cache_mb: int) -> int:
     """Size of the memory-file volume: cache × 1.02 + 16 Mi, rounded up to 10 Mi."""
     return _round_up(cache_mb * (1 + VOLUME_OVERHEAD) + VOLUME_RESERVE_MI, 10)
+
+
+def claim_size_mi(cache_mb: int) -> int:
+    """Size of a restartable claim: cache × 1.10 + 32 Mi, rounded up to 10 Mi."""
+    return _round_up(cache_mb * (1 + CLAIM_OVERHEAD) + CLAIM_RESERVE_MI, 10)
 
 
 def stop_timeout_seconds(cache_mb: int) -> int:

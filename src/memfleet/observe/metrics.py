@@ -87,13 +87,7 @@ def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
 def route_latency(proxy: ProxyView) -> dict[str, LatencyHistogram]:
     """Per top-level route, the merged latency histograms of the backends it reaches
     (computed at scrape time: nothing is measured per route on the hot path)."""
-    from memfleet.routes.command import CommandRoute
-
-    root = proxy.root
-    routes = {"default": root.default} if isinstance(root, CommandRoute) else {"default": root}
-    if isinstance(root, CommandRoute):
-        for cmd, r in root.by_command.items():
-            routes[cmd.decode(errors="replace")] = r
+    routes = top_level_routes(proxy)
     out: dict[str, LatencyHistogram] = {}
     for name, route in routes.items():
         merged = LatencyHistogram()
@@ -120,13 +114,35 @@ def enable(proxy: ProxyView) -> None:
     proxy.after_apply = histograms  # backends a reload adds are measured too
 
 
+def top_level_routes(proxy: ProxyView) -> dict[str, Route]:
+    """The ``routes:`` entries of the config in force, by name (``default`` included)."""
+    from memfleet.routes.command import CommandRoute
+
+    root = proxy.root
+    if not isinstance(root, CommandRoute):
+        return {"default": root}
+    routes = {"default": root.default}
+    for cmd, r in root.by_command.items():
+        routes[cmd.decode(errors="replace")] = r
+    return routes
+
+
 def readiness(proxy: ProxyView) -> tuple[bool, str]:
-    """Ready: listening, and at least one backend up in every pool."""
+    """Ready: listening, a config loaded, and every top-level route has a live path (a backend
+    it can reach that is not down, or no backend at all: a null route answers by itself).
+
+    Never "every backend up": one cache node out of service must not take every proxy out of
+    its Service (a DaemonSet proxy behind ``internalTrafficPolicy: Local`` would leave the
+    apps of that node with no cache at all)."""
     if not proxy.listening:
         return False, "not listening"
-    empty = [name for name, p in proxy.pools.items() if all(b.down for b in p.backends)]
-    if empty:
-        return False, "no backend up in pool(s): " + ", ".join(sorted(empty))
+    dead: list[str] = []
+    for name, route in top_level_routes(proxy).items():
+        backends = list(route.backends())
+        if backends and all(b.down for b in backends):
+            dead.append(f"{name} (down: {', '.join(b.name for b in backends)})")
+    if dead:
+        return False, "no live path for route(s): " + "; ".join(sorted(dead))
     return True, "ready"
 
 
@@ -252,6 +268,16 @@ class ProxyCollector(Collector):
             "memfleet_backend_failures", "Connection failures by kind",
             labels=["backend", "pool", "kind"],
         )  # fmt: skip
+        # The rejoin journal's outcome: keys deleted on a returning replica, or one flush when
+        # the journal overflowed (every rejoin with `rejoin: flush`).
+        invalidated = CounterMetricFamily(
+            "memfleet_backend_rejoin_invalidated", "Journaled keys deleted before a rejoin",
+            labels=labels,
+        )  # fmt: skip
+        flushes = CounterMetricFamily(
+            "memfleet_backend_rejoin_flushes", "Flushes before a rejoin (journal overflow)",
+            labels=labels,
+        )  # fmt: skip
         for b in backends:
             lv = [b.name, pool_of.get(id(b), "")]
             up.add_metric(lv, 0 if b.down else 1)
@@ -261,9 +287,12 @@ class ProxyCollector(Collector):
             down.add_metric(lv, b.marked_down)
             recon.add_metric(lv, reconnects(b))
             inflight.add_metric(lv, backend_in_flight(b))
+            invalidated.add_metric(lv, b.invalidated)
+            flushes.add_metric(lv, b.rejoin_flushes)
             for k, n in sorted(b.failure_kinds.items()):
                 failures.add_metric([*lv, k], n)
         yield from (up, requests, errors, fast, down, recon, inflight, failures)
+        yield from (invalidated, flushes)
         yield _histogram(
             "memfleet_backend_latency_seconds",
             "Backend reply latency (per written batch, attributed to its replies)",

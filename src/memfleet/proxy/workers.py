@@ -38,7 +38,9 @@ def merge_metrics(texts: Iterable[str]) -> str:
     """Sum the workers' Prometheus expositions, sample by sample (same name and labels).
 
     Counters, gauges and histogram buckets all add up across processes; ``*_info`` gauges
-    (constant 1) are kept, not summed.
+    (constant 1) are kept, not summed, and ``*_up`` gauges (0 or 1 per backend) take the
+    largest value: a backend is up for the proxy when any worker reaches it, and a sum would
+    read 2 with two workers.
     """
     order: list[str] = []
     meta: dict[str, tuple[str, str]] = {}
@@ -50,10 +52,14 @@ def merge_metrics(texts: Iterable[str]) -> str:
                 meta[fam.name] = (fam.documentation, fam.type)
                 values[fam.name] = {}
             keep = fam.name.endswith("_info")
+            largest = fam.name.endswith("_up")
             for s in fam.samples:
                 key = (s.name, tuple(sorted(s.labels.items())))
                 old = values[fam.name].get(key)
-                values[fam.name][key] = s.value if (keep or old is None) else old + s.value
+                if keep or old is None:
+                    values[fam.name][key] = s.value
+                else:
+                    values[fam.name][key] = max(old, s.value) if largest else old + s.value
     out: list[str] = []
     for name in order:
         doc, kind = meta[name]

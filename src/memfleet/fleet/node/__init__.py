@@ -19,7 +19,9 @@ One module per job: :mod:`.binary` (finding memcached), :mod:`.memory_file` (siz
 preallocation, ownership), :mod:`.state_file` (memcached's ``.meta`` file), :mod:`.pins` (the
 pinned options), :mod:`.warm_start` (whether a start can be warm), :mod:`.plan` (the memcached
 command line), :mod:`.probe` (asking memcached), :mod:`.supervisor` (running it, forwarding
-signals), :mod:`.prepare` (the init-container step) and :mod:`.command` (the click commands).
+signals), :mod:`.prepare` (the init-container step), :mod:`.stats_poller` and :mod:`.exporter`
+(``--metrics``: one poller of memcached's ``stats``, served as Prometheus metrics) and
+:mod:`.command` (the click commands).
 ``python -m memfleet.fleet.node`` is ``memfleet node`` without importing the proxy, the route
 tree and pydantic: ``memfleet up`` starts one supervisor per node, so start-up cost adds up.
 """

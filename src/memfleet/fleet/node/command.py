@@ -70,6 +70,22 @@ def _user_errors_exit() -> Iterator[None]:
 )  # fmt: skip
 @click.option("--stop-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True)
 @click.option("--memcached", "memcached_bin", default=None, help="memcached binary to run.")
+@click.option(
+    "--metrics", default=None, metavar="HOST:PORT",
+    help="Serve memcached's stats as Prometheus metrics (/metrics, /healthz, /readyz).",
+)  # fmt: skip
+@click.option(
+    "--metrics-interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
+    help="Seconds between two stats polls of memcached.",
+)  # fmt: skip
+@click.option(
+    "--pool", envvar="MEMFLEET_POOL", default="", show_envvar=True,
+    help="Metrics label: the proxy pool ({replica} and {shard} are filled in).",
+)  # fmt: skip
+@click.option("--replica", envvar="MEMFLEET_REPLICA", default="", show_envvar=True,
+              help="Metrics label: the replica.")  # fmt: skip
+@click.option("--shard", envvar="MEMFLEET_SHARD", default="", show_envvar=True,
+              help="Metrics label: the shard.")  # fmt: skip
 @click.pass_context
 def node_group(
     ctx: click.Context,
@@ -83,6 +99,11 @@ def node_group(
     ready_file: Path | None,
     stop_timeout: float,
     memcached_bin: str | None,
+    metrics: str | None,
+    metrics_interval: float,
+    pool: str,
+    replica: str,
+    shard: str,
 ) -> None:
     """Supervise one memcached (extra memcached arguments after --)."""
     if ctx.invoked_subcommand is not None:
@@ -99,6 +120,11 @@ def node_group(
         stop_timeout=stop_timeout,
         memcached=memcached_bin,
         extra=list(ctx.meta.get("memfleet.passthrough", [])),
+        metrics=metrics,
+        metrics_interval=metrics_interval,
+        pool=pool,
+        replica=replica,
+        shard=shard,
     )
     with _user_errors_exit():
         status = Supervisor(opts).run()

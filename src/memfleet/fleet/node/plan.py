@@ -38,6 +38,12 @@ class NodeOptions:
     stop_timeout: float = 60.0
     memcached: str | None = None
     extra: list[str] = field(default_factory=list)
+    # --metrics HOST:PORT and where the node sits (labels of its metrics; "" = not given).
+    metrics: str | None = None
+    metrics_interval: float = 5.0
+    pool: str = ""
+    replica: str = ""
+    shard: str = ""
 
 
 @dataclass

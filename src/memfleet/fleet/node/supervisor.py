@@ -11,13 +11,17 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memfleet.fleet.node.binary import find_memcached
 from memfleet.fleet.node.messages import say
 from memfleet.fleet.node.plan import NodeOptions, Plan, plan_files
 from memfleet.fleet.node.probe import answers_version, connect_host, item_count
 from memfleet.fleet.processes import die_with_parent
+
+if TYPE_CHECKING:
+    from memfleet.fleet.node.exporter import NodeMetricsServer
+    from memfleet.fleet.node.stats_poller import StatsPoller
 
 
 class Supervisor:
@@ -28,6 +32,8 @@ class Supervisor:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_requested: float | None = None
         self.cold_reported = False
+        self.poller: StatsPoller | None = None
+        self._metrics: NodeMetricsServer | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.stop_requested is not None:
@@ -61,6 +67,8 @@ class Supervisor:
         if self.opts.ready_file is not None:
             self.opts.ready_file.unlink(missing_ok=True)
         plan = plan_files(self.opts, binary)
+        if self.opts.metrics is not None:
+            self._bind_metrics(self.opts.metrics)  # a taken port fails before memcached runs
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         say("starting: " + " ".join(plan.argv))
@@ -72,6 +80,10 @@ class Supervisor:
         if self.stop_requested is not None:
             self._forward_stop()
         try:
+            if self.poller is not None and self._metrics is not None:
+                # Served from the start: a warm restart in progress shows as "not up yet".
+                self.poller.start()
+                self._metrics.start()
             self._wait_ready(plan)
             status = self._wait_exit()
         finally:
@@ -80,8 +92,30 @@ class Supervisor:
                 self.proc.wait()
             if self.opts.ready_file is not None:
                 self.opts.ready_file.unlink(missing_ok=True)
+            if self._metrics is not None:
+                self._metrics.close()
+            if self.poller is not None:
+                self.poller.stop()
         copier.join(timeout=2)
         return status
+
+    def _bind_metrics(self, listen: str) -> None:
+        # Imported here: prometheus-client is only loaded by nodes that export metrics
+        # (`memfleet up` starts one supervisor per node, so start-up cost adds up).
+        from memfleet.fleet.node.exporter import NodeLabels, NodeMetricsServer, parse_listen
+        from memfleet.fleet.node.stats_poller import StatsPoller
+
+        opts = self.opts
+        host, port = parse_listen(listen)
+        self.poller = StatsPoller(connect_host(opts.listen), opts.port, opts.metrics_interval)
+        labels = NodeLabels(opts.pool, opts.replica, opts.shard)
+        self._metrics = NodeMetricsServer(self.poller, labels, self._memcached_running)
+        bound_host, bound_port = self._metrics.bind(host, port)
+        every = f"{opts.metrics_interval:g}s"
+        say(f"metrics on http://{bound_host}:{bound_port}/metrics (stats polled every {every})")
+
+    def _memcached_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def _wait_ready(self, plan: Plan) -> None:
         assert self.proc is not None
