@@ -1,8 +1,13 @@
 """memcached's binary protocol: the sans-IO request parser.
 
 ``BinaryParser.feed(data)`` takes whatever bytes a read produced and returns the
-``BinaryRequest`` objects they completed, framed exactly as memcached 1.6 frames them (see
-``memfleet.protocol.binary``).
+``BinaryRequest`` objects they completed. It frames requests exactly as memcached 1.6 does: the
+24-byte header, then the extras and the key; a value (set/add/replace/append/prepend, SASL
+auth) only for the commands that carry one. It never raises on garbage: a malformed request
+becomes the error response memcached sends (``Invalid arguments`` or ``Unknown command``) and
+the connection closes where memcached's would. Memory is bounded by the largest header + extras
++ key (24 + 255 + 250 bytes) plus the largest allowed value; a larger value is answered
+``Too large`` and skipped as it arrives, never buffered.
 """
 
 from __future__ import annotations

@@ -2,15 +2,6 @@
 (a meta or text ``wire`` for the backends), and each backend reply back into the binary
 response memcached would send.
 
-``BinaryParser.feed(data)`` takes whatever bytes a read produced and returns the
-``BinaryRequest`` objects they completed. It frames requests exactly as memcached 1.6 does: the
-24-byte header, then the extras and the key; a value (set/add/replace/append/prepend, SASL
-auth) only for the commands that carry one. It never raises on garbage: a malformed request
-becomes the error response memcached sends (``Invalid arguments`` or ``Unknown command``) and
-the connection closes where memcached's would. Memory is bounded by the largest header + extras
-+ key (24 + 255 + 250 bytes) plus the largest allowed value; a larger value is answered
-``Too large`` and skipped as it arrives, never buffered.
-
 Backends are spoken to in meta (``mg``/``ms``/``md``/``ma``) and ``flush_all``; meta's base64
 keys (``b``) carry binary keys holding bytes the text protocols cannot (spaces, control bytes).
 The translations, checked against memcached 1.6.18:
