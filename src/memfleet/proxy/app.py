@@ -190,11 +190,12 @@ class Proxy:
         """Swap in a new config. Unchanged backends keep their connections; requests in
         flight finish on the backends they were sent to; the new policy applies to every
         connection at once (open ones included)."""
+        # The password file is read first: if it cannot be, nothing new has been built yet.
+        gate = make_gate(cfg, self.events, self.serving.stats)
         old = {b.key(): b for b in self.all_backends()}
         reuse: dict[BackendKey, Backend] = dict(old)
         pools = build_pools(cfg, reuse)
         root = build_routes(cfg, pools, self.zone)
-        gate = make_gate(cfg, self.events, self.serving.stats)  # may raise: nothing swapped yet
         serving = self.serving
         serving.cfg, serving.pools, serving.root, serving.gate = cfg, pools, root, gate
         for c in list(serving.clients):
