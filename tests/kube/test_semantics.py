@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from memfleet.backends.hashing import jump_hash, key_hash
-from memfleet.config import parse_config
+from memfleet.config import LimitsConfig, parse_config
 from memfleet.kube import RenderOptions, render
 from memfleet.kube.sizing import (
     PROCESS_OVERHEAD_MI,
@@ -430,3 +430,28 @@ def test_non_root_security_context(opts: RenderOptions) -> None:
     (ns,) = _kind(docs, "Namespace")
     level = ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
     assert level == ("baseline" if opts.root_init else "restricted")
+
+
+def _mib(quantity: str) -> int:
+    assert quantity.endswith("Mi"), quantity
+    return int(quantity[:-2]) * 1024 * 1024
+
+
+@VARIANTS
+def test_proxy_process_budget_fits_its_container(opts: RenderOptions) -> None:
+    """limits.max_memory comes from the proxy container's memory limit: under it, with room
+    for the process's own baseline (the OOM killer would take the whole proxy)."""
+    docs = render(opts).documents()
+    cfg = parse_config(_proxy_config(docs), "proxy.yaml")
+    containers = [
+        c
+        for d in docs
+        if d["kind"] in ("DaemonSet", "Deployment")
+        for c in [*pod_spec(d).get("initContainers", []), *pod_spec(d)["containers"]]
+        if c["name"] == "proxy"
+    ]
+    assert containers
+    for c in containers:
+        limit = _mib(c["resources"]["limits"]["memory"])
+        assert 0 < cfg.limits.max_memory <= limit - 64 * 1024 * 1024
+    assert cfg.limits.max_memory < LimitsConfig().max_memory  # derived, not the default

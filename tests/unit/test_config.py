@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from memfleet.config import ConfigError, load_config, parse_hostport
+from memfleet.config import ConfigError, load_config, parse_config, parse_hostport
 
 GOOD = """
 pools:
@@ -88,3 +88,19 @@ def test_hostport(value: str, expected: tuple[str, int]) -> None:
 def test_bad_hostport(value: str) -> None:
     with pytest.raises(ValueError):
         parse_hostport(value)
+
+
+def test_max_pending_bytes_is_the_old_name_of_max_client_bytes() -> None:
+    base = {"pools": {"main": {"backends": ["127.0.0.1:1"]}}, "routes": {"default": "main"}}
+    cfg = parse_config({**base, "limits": {"max_pending_bytes": 1 << 20}}, "proxy.yaml")
+    assert cfg.limits.max_client_bytes == 1 << 20
+    with pytest.raises(ConfigError, match=r"proxy.yaml: limits: .*one setting"):
+        parse_config(
+            {**base, "limits": {"max_pending_bytes": 1 << 20, "max_client_bytes": 1 << 20}},
+            "proxy.yaml",
+        )
+    with pytest.raises(ConfigError, match=r"proxy.yaml: limits: max_memory .* below"):
+        parse_config(
+            {**base, "limits": {"max_memory": 8 << 20, "max_client_bytes": 16 << 20}},
+            "proxy.yaml",
+        )

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -107,11 +108,26 @@ class LimitsConfig(BaseModel):
 
     # Over it a new connection gets memcached's "ERROR Too many open connections".
     max_connections: int = Field(4096, ge=1, le=1_000_000)
-    # Requests of one client in flight before the proxy stops reading from it.
+    # Requests of one client in flight before the proxy stops reading from it (a count; the
+    # bytes they may cost are bounded by max_client_bytes).
     max_inflight: int = Field(4096, ge=1, le=1_000_000)
-    # Reply bytes a client has not read before the proxy stops reading from it...
-    max_pending_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
-    # ...and seconds it may stay so before it is dropped.
+    # One client's byte budget: replies waiting to be written, room reserved for replies on
+    # their way (reserved before a read is forwarded) and request bytes read and not yet
+    # sent. Spent, the proxy stops reading from that client until it has read enough; a
+    # single reply larger than the budget still gets through. ``max_pending_bytes`` is the
+    # old name, still accepted.
+    max_client_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        validation_alias=AliasChoices("max_client_bytes", "max_pending_bytes"),
+    )
+    # What all clients of one proxy process (one worker) may hold together: past it the
+    # proxy stops reading from the clients that hold the most, and drops those that hold
+    # the most without reading their replies. The rendered manifests derive it from the
+    # pod's memory limit.
+    max_memory: int = Field(512 * 1024 * 1024, ge=4 * 1024 * 1024, le=1024**4)
+    # Seconds a client may leave its replies unread (its budget spent) before it is dropped.
     stalled_timeout: float = Field(30.0, gt=0, le=86400)
     # Seconds a started request may take to arrive whole (slowloris).
     request_timeout: float = Field(30.0, gt=0, le=86400)
@@ -119,6 +135,25 @@ class LimitsConfig(BaseModel):
     idle_timeout: float = Field(0.0, ge=0, le=86400 * 30)
     # Requests queued on one backend connection; the excess fails at once.
     max_backend_queue: int = Field(16384, ge=1, le=10_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_client_bytes" in data and "max_pending_bytes" in data:
+            raise ValueError(
+                "max_client_bytes and max_pending_bytes are one setting (the second is its "
+                "old name): give one of them"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _memory_holds_a_client(self) -> LimitsConfig:
+        if self.max_memory < self.max_client_bytes:
+            raise ValueError(
+                f"max_memory ({self.max_memory}) is below max_client_bytes "
+                f"({self.max_client_bytes}): one client's budget must fit in the process's"
+            )
+        return self
 
 
 class AuthConfig(BaseModel):

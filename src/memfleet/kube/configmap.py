@@ -9,6 +9,7 @@ import yaml
 
 from memfleet.kube.common import CONFIGMAP_NAME, Obj, labels, metadata
 from memfleet.kube.options import LOCAL_PORT, PORT, RenderOptions
+from memfleet.kube.sizing import proxy_max_memory
 from memfleet.topology.presets import NodeSpec, template_address
 
 
@@ -38,8 +39,12 @@ def proxy_listen(opts: RenderOptions) -> str:
 
 
 def proxy_config(opts: RenderOptions) -> dict[str, Any]:
-    """The proxy config data (what ``memfleet proxy`` loads)."""
-    return opts.topology.proxy_config(node_address(opts.namespace), listen=proxy_listen(opts))
+    """The proxy config data (what ``memfleet proxy`` loads), its process budget derived
+    from the container's memory limit (one worker per container)."""
+    cfg = opts.topology.proxy_config(node_address(opts.namespace), listen=proxy_listen(opts))
+    limits = cfg.setdefault("limits", {})
+    limits.setdefault("max_memory", proxy_max_memory(1))
+    return cfg
 
 
 def proxy_config_yaml(opts: RenderOptions) -> str:

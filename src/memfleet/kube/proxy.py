@@ -29,7 +29,7 @@ from memfleet.kube.common import (
 )
 from memfleet.kube.configmap import proxy_listen
 from memfleet.kube.options import LOCAL_PORT, PORT, RenderOptions
-from memfleet.kube.sizing import cache_memory
+from memfleet.kube.sizing import PROXY_MEMORY_LIMIT_MIB, cache_memory
 
 PROXY_NAME = "memfleet-proxy"
 APP_NAME = "memfleet-app"
@@ -128,7 +128,8 @@ def proxy_container(opts: RenderOptions, sidecar: bool) -> Obj:
         {
             "resources": {
                 "requests": {"cpu": cpu_request(opts, "100m"), "memory": "64Mi"},
-                "limits": {"memory": "256Mi"},
+                # The proxy config's limits.max_memory is derived from it (kube.sizing).
+                "limits": {"memory": f"{PROXY_MEMORY_LIMIT_MIB}Mi"},
             },
             **proxy_probes(sidecar),
             "securityContext": container_security_context(),

@@ -98,3 +98,20 @@ def cache_for_volume(volume_mi: int) -> int:
     """The cache size a volume of ``volume_mi`` provisions for (the inverse of
     :func:`volume_size_mi`, rounded down)."""
     return max(1, math.floor((volume_mi - VOLUME_RESERVE_MI) / (1 + VOLUME_OVERHEAD)))
+
+
+# The proxy container's memory limit, and what the proxy process itself takes before any
+# client holds anything (interpreter, libraries, route tree: 43 MiB measured, rounded up).
+PROXY_MEMORY_LIMIT_MIB = 256
+PROXY_BASELINE_MIB = 64
+
+
+def proxy_max_memory(workers: int = 1) -> int:
+    """``limits.max_memory`` for each of ``workers`` proxy processes in one container: three
+    quarters of what the container's limit leaves after their baseline, shared out, so
+    transient copies and allocator slack stay under the limit before the kernel's OOM
+    killer would take the whole proxy."""
+    free = PROXY_MEMORY_LIMIT_MIB - PROXY_BASELINE_MIB * workers
+    if free <= 0:
+        raise ValueError(f"{workers} proxy workers do not fit in {PROXY_MEMORY_LIMIT_MIB} MiB")
+    return free * 3 // 4 // workers * 1024 * 1024

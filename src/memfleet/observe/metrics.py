@@ -76,6 +76,7 @@ class ProxyView(Protocol):
     def log_lines_suppressed(self) -> int: ...
     def all_backends(self) -> list[Backend]: ...
     def client_in_flight(self) -> Iterator[int]: ...
+    def memory_held(self) -> tuple[int, int]: ...
 
 
 def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
@@ -232,6 +233,18 @@ class ProxyCollector(Collector):
             "memfleet_in_flight",
             "Client requests received and not answered yet",
             value=sum(max(0, n) for n in p.client_in_flight()),
+        )
+        held, trims = p.memory_held()
+        yield GaugeMetricFamily(
+            "memfleet_client_bytes_held",
+            "Bytes the clients hold in the proxy or have reserved for replies on their way "
+            "(what max_client_bytes and max_memory bound)",
+            value=held,
+        )
+        yield CounterMetricFamily(
+            "memfleet_memory_trims",
+            "Times the proxy gave freed memory back to the system after a large release",
+            value=trims,
         )
         yield CounterMetricFamily(
             "memfleet_log_lines_rate_limited",

@@ -58,6 +58,18 @@ class PendingBytes:
         self.clear()
         return buf
 
+    def add(self, data: bytes) -> None:
+        """Keep ``data`` after what is kept, unparsed (a reader that is held back)."""
+        if data:
+            self._chunks.append(data)
+            self.size += len(data)
+
+    def drain(self) -> bytes:
+        """Everything kept, joined; nothing is kept after."""
+        buf = b"".join(self._chunks)
+        self.clear()
+        return buf
+
     def keep(self, rest: bytes, need: int = 0) -> None:
         """Keep ``rest``; with ``need``, nothing is worth parsing before that many bytes."""
         self._chunks = [rest] if rest else []

@@ -86,6 +86,7 @@ class TextFramer:
         "_rest",
         "_swallow",
         "fast",
+        "held",
         "max_item_size",
         "max_line_length",
         "parsed",
@@ -106,6 +107,9 @@ class TextFramer:
         # False while a policy (authentication, a deny-list) must see every request as a
         # parsed ``Request``: the fast paths below hand plain gets over as bare bytes.
         self.fast = True
+        # Set by the connection when the client's byte budget is spent: parsing stops after
+        # the request being handed over, and what follows waits, unparsed, until ``resume``.
+        self.held = False
         self._pending: list[Request] = []
 
     @property
@@ -115,12 +119,26 @@ class TextFramer:
 
     def feed(self, data: bytes) -> list[Request]:
         """Parse ``data`` (appended to what came before); return the completed requests."""
+        out: list[Request] = []
+        buf = self._start(data, out)
+        if buf is None:
+            return out
+        # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
+        self._pending = out
+        self._parse(buf, out, 0, False)
+        self.parsed += len(out)
+        return out
+
+    def _start(self, data: bytes, out: list[Request]) -> bytes | None:
+        """What every read goes through first: the rest of a refused value is skipped, a
+        binary first byte is handed over (as a ``Kind.BINARY`` request in ``out``), and what
+        was kept is joined. Returns the bytes to parse from a request's start, or None."""
         if self._closed or not data:
-            return []
+            return None
         if self._swallow:
             if len(data) <= self._swallow:
                 self._swallow -= len(data)
-                return []
+                return None
             data = data[self._swallow :]
             self._swallow = 0
         if self._fresh:
@@ -129,16 +147,9 @@ class TextFramer:
                 # Not ours to parse: the server hands the connection to the binary codec
                 # (or refuses it) with the bytes read so far.
                 self._closed = True
-                return [Request(Kind.BINARY, b"", data)]
-        buf = self._rest.take(data)
-        if buf is None:
-            return []
-        out: list[Request] = []
-        # Handlers append to ``_pending`` (the list being returned) to keep their signature small.
-        self._pending = out
-        self._parse(buf, out, 0, False)
-        self.parsed += len(out)
-        return out
+                out.append(Request(Kind.BINARY, b"", data))
+                return None
+        return self._rest.take(data)
 
     def feed_one(self, buf: bytes, pos: int) -> tuple[list[Request], int]:
         """Parse only the request starting at ``buf[pos]``, for the server's fast path, which

@@ -75,6 +75,12 @@ def stats(serving: Serving, args: list[bytes]) -> bytes:
         lines += [(f"pool_{name}_backends", len(p.backends)) for name, p in serving.pools.items()]
         lines += [("backends_down", sum(b.down for b in backends))]
         lines += proxy_extra_lines(counters, backends, (c.in_flight for c in serving.clients))
+        lines += [
+            ("client_bytes_held", sum(c.held for c in serving.clients)),
+            ("max_client_bytes", serving.cfg.limits.max_client_bytes),
+            ("max_memory", serving.cfg.limits.max_memory),
+            ("memory_trims", serving.memory.trims),
+        ]
         return render(lines)
     if sub == b"reset":
         counters.reset()

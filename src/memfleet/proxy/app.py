@@ -65,8 +65,11 @@ class Proxy:
         self.after_apply: Callable[[], None] | None = None
         self.sweeper = Sweeper(
             lambda: self.serving.cfg.limits, lambda: self.serving.clients,
-            self.serving.limit_counters, self.events,
+            self.serving.limit_counters, self.events, self._memory_tick,
         )  # fmt: skip
+
+    def _memory_tick(self) -> None:
+        self.serving.memory.sweep()
 
     # Read-only views of the current generation, for stats, metrics and tests.
     @property
@@ -118,6 +121,12 @@ class Proxy:
         """Requests in flight, per open client connection."""
         return (c.in_flight for c in self.serving.clients)
 
+    def memory_held(self) -> tuple[int, int]:
+        """Bytes all clients hold or have reserved now (their budgets' measure), and how
+        many times memory was given back (memfleet.proxy.memory)."""
+        memory = self.serving.memory
+        return sum(c.held for c in self.serving.clients), memory.trims
+
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
         return self.serving.all_backends()
@@ -140,6 +149,7 @@ class Proxy:
         sockets: Any = cast(Any, self._server).sockets
         sock = sockets[0].getsockname()
         self.sweeper.start()
+        self.serving.memory.start()
         log.info(
             "memfleet proxy listening on %s:%d (hot path: %s)", sock[0], sock[1],
             "compiled" if is_compiled() else "pure Python",

@@ -76,6 +76,9 @@ class BinaryClientConnection(ClientConnection):
         # The binary request of each reply slot still to be translated.
         self._origin: dict[int, BinaryRequest] = {}
         self._current: BinaryRequest | None = None
+        # Requests parsed but not handed over while the budget is spent (at most one read's
+        # worth: reading is paused meanwhile); None when not held.
+        self._backlog: list[BinaryRequest] | None = None
 
     def adopt(self, old: ClientConnection) -> None:
         """Take over ``old``'s transport. The connection is already counted in the proxy's
@@ -85,6 +88,7 @@ class BinaryClientConnection(ClientConnection):
         if transport is None:
             return
         self.transport = transport
+        self._flow.transport, old._flow.transport = transport, None
         self._writer, old._writer = old._writer, None
         self.peer = old.peer
         self.user = old.user
@@ -101,10 +105,34 @@ class BinaryClientConnection(ClientConnection):
         return self.binary_parser.buffered
 
     def data_received(self, data: bytes) -> None:
-        for b in self.binary_parser.feed(data):
-            self.handle(b)
+        reqs = self.binary_parser.feed(data)
+        if self._backlog is not None:
+            self._backlog.extend(reqs)  # held: they wait their turn
+            return
+        self._handle_all(reqs, 0)
         if self._next - self._head > self._max_inflight:
             self._too_many_in_flight()
+
+    def _handle_all(self, reqs: list[BinaryRequest], start: int) -> None:
+        """Hand ``reqs[start:]`` over in order; stop where the budget is spent."""
+        for i in range(start, len(reqs)):
+            self.handle(reqs[i])
+            if self._backlog is not None:
+                self._backlog = reqs[i + 1 :]
+                return
+
+    def _hold_requests(self) -> None:
+        if self._backlog is None:
+            self._backlog = []
+
+    def _continue(self) -> None:
+        backlog = self._backlog
+        self._backlog = None
+        if backlog:
+            self._handle_all(backlog, 0)
+
+    def _requests_held(self) -> bool:
+        return self._backlog is not None
 
     def handle(self, b: BinaryRequest) -> None:
         """One binary request: SASL and connection control here, everything else through

@@ -17,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from memfleet.logs import RateLimitedLog, peer_text
 from memfleet.protocol import errors
 from memfleet.protocol.commands import COUNTER
-from memfleet.protocol.parse import RequestParser, RequestSink
+from memfleet.protocol.parse import RequestSink
 from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
 from memfleet.protocol.responses import merge_get_replies
 from memfleet.proxy import answers
+from memfleet.proxy.budget import HINT_MIN, learn
+from memfleet.proxy.client_flow import ClientFlow
 from memfleet.proxy.gate import ADMITTED, DENIED, PolicyGate
 from memfleet.proxy.limits import TOO_MANY_CONNECTIONS
 from memfleet.proxy.serving import Serving
@@ -45,43 +47,27 @@ def _drop(_token: object, _reply: bytes) -> None:
 _DROP: Final = _drop
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ClientFlow):
     """One client: parse, pass the gate, dispatch to the route tree, write replies in order."""
 
-    # Slotted: a proxy holds thousands of idle connections, each one of these.
     __slots__ = (
-        "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_head", "_inflight_paused",
-        "_loop", "_max_inflight", "_next", "_out", "_ready", "_registered", "_sink",
-        "_write_paused", "_writer",
-        "idle_for", "parser", "partial_for", "peer", "serving", "stalled_for", "stats",
-        "sweep_next", "transport", "user",
+        "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_out", "_ready",
+        "_registered", "idle_for", "partial_for", "stalled_for", "stats", "sweep_next", "user",
     )  # fmt: skip
 
     def __init__(self, serving: Serving) -> None:
-        self.serving = serving
+        super().__init__(serving, _CLOSED_SINK)
+        self._sink = _Sink(self)
         self.stats = serving.stats
-        cfg = serving.cfg
-        self.parser = RequestParser(cfg.max_item_size, cfg.max_line_length)
-        self.transport: asyncio.Transport | None = None
-        # Every reply goes through it (straight to the socket when it can: memfleet.sockio).
-        self._writer: SocketWriter | None = None
         # Bound once, instead of a new bound method for every request.
         self._get_cb: Callable[[int, bytes], None] = self._deliver_get
         self._deliver_cb: Callable[[int, bytes], None] = self.deliver
-        self._sink: RequestSink = _Sink(self)
-        self.peer: Any = None
         # The user this connection authenticated as (None: not authenticated).
         self.user: bytes | None = None
-        self._next = 0  # sequence number of the next request that expects a reply
-        self._head = 0  # sequence number of the next reply to write
         self._ready: dict[int, bytes] = {}
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
         self._close_at = -1  # write up to this reply, then close
-        self._loop = asyncio.get_running_loop()
-        self._max_inflight = cfg.limits.max_inflight
-        self._inflight_paused = False
-        self._write_paused = False
         self._registered = False
         self.policy_changed(serving.gate)
         # Kept for the limits sweep (memfleet.proxy.limits.Sweeper).
@@ -109,9 +95,11 @@ class ClientConnection(asyncio.Protocol):
             t.close()
             return
         self.transport = t
+        self._flow.transport = t
         self._writer = SocketWriter(t)
         self._registered = True
-        t.set_write_buffer_limits(high=limits.max_pending_bytes)
+        # Unwritten replies count against the budget; the transport holds them to it too.
+        t.set_write_buffer_limits(high=limits.max_client_bytes)
         serving.clients.add(self)
         self.stats.curr_connections += 1
         self.stats.total_connections += 1
@@ -122,8 +110,11 @@ class ClientConnection(asyncio.Protocol):
         if self._writer is not None:
             self._writer.stop()  # the socket is closed after this returns
             self._writer = None
-        self._get_cb = self._deliver_cb = _drop
+        self._get_cb = self._deliver_cb = self._noreply_cb = _drop
         self._sink = _CLOSED_SINK
+        self._flow_closed()
+        self._ready.clear()
+        self._out = []
         if self.transport is not None and self._registered:
             self.transport = None
             self._registered = False
@@ -133,75 +124,10 @@ class ClientConnection(asyncio.Protocol):
             self._flush_handle.cancel()
             self._flush_handle = None
 
-    def pause_writing(self) -> None:
-        # The client is not reading its replies: stop reading its requests until it does
-        # (the sweep drops it if that lasts past stalled_timeout).
-        self._write_paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self.transport is not None and not self._inflight_paused:
-            self.transport.resume_reading()
-
     def data_received(self, data: bytes) -> None:
         self.parser.feed_into(data, self._sink)
         if self._next - self._head > self._max_inflight:
             self._too_many_in_flight()
-
-    # -- limits (memfleet.proxy.limits) ----------------------------------------------------
-
-    @property
-    def requests_seen(self) -> int:
-        """Grows with every request read (noreply ones too): the sweep's sign of progress."""
-        return self._next + self.parser.parsed
-
-    @property
-    def in_flight(self) -> int:
-        """Requests whose replies are not written yet."""
-        return self._next - self._head
-
-    @property
-    def buffered(self) -> int:
-        """Bytes of a request not yet complete."""
-        return self.parser.buffered
-
-    @property
-    def write_paused(self) -> bool:
-        """The client has left max_pending_bytes of replies unread."""
-        return self._write_paused
-
-    def drop(self, reply: bytes) -> None:
-        """Close because of a limit: write ``reply`` if it can go, then hang up."""
-        t = self.transport
-        if t is None:
-            return
-        if self._writer is not None:
-            self._writer.stop()  # closing: the transport writes what is left, then nothing
-        if self._write_paused:
-            t.abort()  # it does not read: nothing more can be written
-            return
-        if reply:
-            t.write(reply)
-        t.close()
-
-    def _too_many_in_flight(self) -> None:
-        # A client pipelining faster than its replies come back: stop reading from it until
-        # half of them are written. Every protocol checks this after each read.
-        self._inflight_paused = True
-        self.serving.limit_counters.inflight_paused += 1
-        self.serving.events.warning(
-            "inflight", "client %s has %d requests in flight (max_inflight): reading paused",
-            self.peer, self._next - self._head,
-        )  # fmt: skip
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def _in_flight_drained(self) -> None:
-        self._inflight_paused = False
-        if self.transport is not None and not self._write_paused:
-            self.transport.resume_reading()
 
     # -- the policy gate -----------------------------------------------------------------
 
@@ -283,12 +209,30 @@ class ClientConnection(asyncio.Protocol):
                 stats.cmd_other += 1
             stats.commands[cmd] = stats.commands.get(cmd, 0) + 1
             mode = req.reply
+            size = len(req.wire)
+            if size >= HINT_MIN:
+                self._hints.note(req.key, size)  # a large value stored (or a large request)
+            if mode is Reply.NOREPLY:
+                if size > self._floor:
+                    # Its bytes count until the backend has answered (backends always do).
+                    self._extra += size
+                    serving.root.send(req, self._noreply_cb, size)
+                else:
+                    serving.root.send(req, _DROP, None)
+                if self._extra > self._budget:
+                    self._spent()
+                return
+            seq = self._take_slot()
+            if size > self._est:
+                self._reserve(seq, size - self._est)
+            elif self._hints.sizes:
+                self._hint(seq, req.key)  # a read (mg, gat...) of a key known to be large
             if mode is Reply.NORMAL:
-                serving.root.send(req, self._deliver_cb, self._take_slot())
-            elif mode is Reply.NOREPLY:
-                serving.root.send(req, _DROP, None)
+                serving.root.send(req, self._deliver_cb, seq)
             else:
-                serving.root.send(req, self._deliver_quiet, (self._take_slot(), req.cmd))
+                serving.root.send(req, self._deliver_quiet, (seq, req.cmd))
+            if (self._next - self._head) * self._est + self._extra > self._budget:
+                self._spent()
         elif kind is Kind.GET:
             self._get(req)
         elif kind is Kind.LOCAL:
@@ -347,24 +291,37 @@ class ClientConnection(asyncio.Protocol):
         n = len(keys)
         self.stats.cmd_get += n
         seq = self._take_slot()
+        if n > 1:
+            self._reserve(seq, (n - 1) * self._est)  # one estimate per key
+        if self._hints.sizes:
+            for key in keys:
+                self._hint(seq, key)
         root = self.serving.root
         if n == 1:
             root.send(req, self._get_cb, seq)
-            return
-        gather = answers.Gather(self._deliver_cb, seq, n, self._merge_get)
-        prefix = req.prefix + b" "
-        for i, key in enumerate(keys):
-            sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
-            sub.keys = [key]
-            sub.prefix = req.prefix
-            root.send(sub, gather.part, i)
+        else:
+            gather = answers.Gather(self._deliver_cb, seq, n, self._merge_get)
+            prefix = req.prefix + b" "
+            for i, key in enumerate(keys):
+                sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
+                sub.keys = [key]
+                sub.prefix = req.prefix
+                root.send(sub, gather.part, i)
+        if (self._next - self._head) * self._est + self._extra > self._budget:
+            self._spent()
 
     def _merge_get(self, parts: list[bytes]) -> bytes:
+        est = self._est
         for p in parts:
             if p.startswith(b"V"):
                 self.stats.get_hits += 1
             else:
                 self.stats.get_misses += 1
+            size = len(p)
+            if size >= HINT_MIN:
+                self._hints.note_reply(p)
+            est = learn(est, size, self._floor)
+        self._est = est
         return merge_get_replies(parts)
 
     # -- replies -------------------------------------------------------------------------
@@ -374,14 +331,26 @@ class ClientConnection(asyncio.Protocol):
             self.stats.get_hits += 1
         else:
             self.stats.get_misses += 1
+        # The budget's estimate learns from every get reply (memfleet.proxy.budget.learn,
+        # inlined: two comparisons per reply while replies stay small).
+        size = len(reply)
+        est = self._est
+        if size > est:
+            self._est = size
+        elif est > self._floor:
+            self._est = learn(est, size, self._floor)
+        if size >= HINT_MIN:
+            self._hints.note_reply(reply)
         if seq == self._head and seq + 1 == self._next and not self._out and self._close_at < 0:
             # The only request in flight: its reply goes out now (nothing to order it with).
             self._head = seq + 1
+            if self._extra:
+                self._release(seq)
             writer = self._writer
             if writer is not None:
                 writer.send(reply)
-            if self._inflight_paused:
-                self._in_flight_drained()
+            if self._flow.reasons:
+                self._paused_reply(size)
             return
         self.deliver(seq, reply)
 
@@ -391,21 +360,26 @@ class ClientConnection(asyncio.Protocol):
 
     def deliver(self, seq: int, reply: bytes) -> None:
         """The reply for request ``seq``; written once every earlier reply has been."""
+        if self._extra:
+            self._release(seq)
         if seq != self._head:
             self._ready[seq] = reply
+            self._ready_bytes += len(reply)
+            if self._ready_bytes > self._budget:
+                self._spent()  # replies held behind a slow one: read no more for now
             return
         head = seq + 1
         ready = self._ready
         if ready and head in ready:
             parts = [reply]
             while head in ready:
-                parts.append(ready.pop(head))
+                part = ready.pop(head)
+                self._ready_bytes -= len(part)
+                parts.append(part)
                 head += 1
             reply = b"".join(parts)
         closing = self._close_at >= 0 and head > self._close_at
         self._head = head
-        if self._inflight_paused and self._next - head <= self._max_inflight // 2:
-            self._in_flight_drained()
         transport = self.transport
         if transport is None or (self._close_at >= 0 and transport.is_closing()):
             return
@@ -414,9 +388,12 @@ class ClientConnection(asyncio.Protocol):
             writer = self._writer
             if reply and writer is not None:
                 writer.send(reply)
+            if self._flow.reasons:
+                self._paused_reply(len(reply))
             return
         if reply:
             self._out.append(reply)
+            self._out_bytes += len(reply)
         if closing:
             self._flush()
             self.close()
@@ -429,7 +406,11 @@ class ClientConnection(asyncio.Protocol):
         if self._out and writer is not None:
             out = self._out
             self._out = []
+            n = self._out_bytes
+            self._out_bytes = 0
             writer.send(out[0] if len(out) == 1 else b"".join(out))
+            if self._flow.reasons:
+                self._paused_reply(n)
 
     def close(self) -> None:
         """Close the client connection: at proxy shutdown, once the reply it was to close
@@ -455,7 +436,12 @@ class _Sink(RequestSink):
         c.stats.cmd_get += 1
         seq = c._next
         c._next = seq + 1
+        if c._hints.sizes:  # empty unless this worker has seen large values
+            c._hint(seq, key)
         c.serving.root.send_get(key, line, c._get_cb, seq)
+        # The budget: every request in flight counts for the estimate (one multiply here).
+        if (c._next - c._head) * c._est + c._extra > c._budget:
+            c._spent()
 
     def request(self, req: Request) -> None:
         """Any other request: through the gate."""

@@ -26,8 +26,11 @@ REQUEST_TOO_SLOW = b"CLIENT_ERROR request not received in time\r\n"
 # Also the order of the ``STAT`` lines; a module constant because compiled classes do not
 # expose ``__slots__``.
 LIMIT_COUNTERS = (
+    "budget_paused",
     "idle_closed",
     "inflight_paused",
+    "memory_dropped",
+    "memory_paused",
     "rejected_connections",
     "slow_closed",
     "stalled_closed",
@@ -41,6 +44,11 @@ class LimitCounters:
     def __init__(self) -> None:
         self.rejected_connections = 0
         self.inflight_paused = 0
+        # A client's byte budget (max_client_bytes) spent: reading from it paused.
+        self.budget_paused = 0
+        # The process over max_memory: a client paused, or dropped for not reading.
+        self.memory_paused = 0
+        self.memory_dropped = 0
         self.stalled_closed = 0
         self.idle_closed = 0
         self.slow_closed = 0
@@ -81,11 +89,14 @@ class Sweeper:
         clients: Callable[[], Iterable[SweptClient]],
         counters: LimitCounters,
         events: LimitEvents,
+        every_tick: Callable[[], None] | None = None,
     ) -> None:
         self.limits = limits
         self.clients = clients
         self.counters = counters
         self.events = events
+        # Also run once a sweep (the process budget: memfleet.proxy.memory).
+        self.every_tick = every_tick
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -100,6 +111,8 @@ class Sweeper:
 
     def _tick(self) -> None:
         self.sweep(SWEEP_INTERVAL)
+        if self.every_tick is not None:
+            self.every_tick()
         self.start()
 
     def sweep(self, elapsed: float) -> None:

@@ -18,8 +18,10 @@ from memfleet.backends.pool import Pool
 from memfleet.config import ProxyConfig
 from memfleet.logs import LimitEvents
 from memfleet.observe.stats import ProxyStats
+from memfleet.proxy.budget import SizeHints
 from memfleet.proxy.gate import PolicyGate
 from memfleet.proxy.limits import LimitCounters
+from memfleet.proxy.memory import MemoryGuard
 from memfleet.routes.base import Route
 
 log = logging.getLogger("memfleet.proxy")
@@ -29,8 +31,8 @@ class Serving:
     """The current generation of the proxy's state, shared by all its connections."""
 
     __slots__ = (
-        "binary_handler", "cfg", "clients", "events", "gate", "limit_counters", "pools", "root",
-        "stats",
+        "binary_handler", "cfg", "clients", "events", "gate", "hints", "limit_counters",
+        "memory", "pools", "root", "stats",
     )  # fmt: skip
 
     def __init__(
@@ -51,9 +53,19 @@ class Serving:
         self.limit_counters = LimitCounters()
         # Every open client connection (``memfleet.proxy.connection.ClientConnection``).
         self.clients: set[Any] = set()
+        # What reads reserve in their client's budget, learnt from what this worker saw.
+        self.hints = SizeHints()
+        # The process budget over all clients (max_memory).
+        self.memory = MemoryGuard(self._max_memory, self._clients, self.limit_counters, events)
         # Takes over a connection whose first byte is the binary protocol's magic
         # (``memfleet.proxy.binary_connection.handle_binary``, set by the app).
         self.binary_handler: Callable[[Any, bytes], None] | None = None
+
+    def _max_memory(self) -> int:
+        return self.cfg.limits.max_memory
+
+    def _clients(self) -> set[Any]:
+        return self.clients
 
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
