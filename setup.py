@@ -45,6 +45,7 @@ COMPILED = [
     "memfleet/observe/stats.py",
     "memfleet/backends/failure.py",
     "memfleet/backends/latency.py",
+    "memfleet/backends/fence.py",
     "memfleet/backends/endpoint.py",
     "memfleet/backends/connection.py",
     "memfleet/backends/backend.py",

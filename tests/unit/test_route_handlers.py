@@ -205,3 +205,24 @@ def test_route_config_mistakes_are_one_line(extra: dict[str, object], message: s
     assert message in str(exc.value)
     assert str(exc.value).startswith("proxy.yaml: ")
     assert "\n" not in str(exc.value)
+
+
+def test_a_fill_is_dropped_when_the_key_was_written_after_the_read() -> None:
+    from memfleet.backends.fence import FENCE
+
+    miss, slow_hit = Scripted(MISS), Scripted(HIT, deferred=True)
+    route = AllFastest([miss, slow_hit], miss=True, fill_ttl=60)
+    got = answer(route, b"get k\r\n")
+    FENCE.bump(b"k")  # e.g. a pipelined delete k, routed before the hit came back
+    slow_hit.release()
+    assert got == [HIT]
+    assert miss.seen == [b"get k\r\n"]  # no add: it would bring the deleted value back
+    answer(route, b"get k\r\n")
+    slow_hit.release()
+    assert miss.seen[-1] == b"add k 7 60 1\r\nv\r\n"  # with no write since, it is filled
+    local, remote = Scripted(MISS), Scripted(HIT, deferred=True)
+    zone = ZFailover({"a": local, "b": remote}, "a", miss=True, fill_ttl=5)
+    answer(zone, b"get k\r\n")
+    FENCE.bump(b"k")
+    remote.release()
+    assert local.seen == [b"get k\r\n"]

@@ -51,14 +51,48 @@ def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | Non
     """
     zone = local_zone if local_zone is not None else cfg.local_zone
     tree = check_routes(cfg.routes, cfg.named_routes, set(pools), zone)
-    return _Builder(pools, zone).build(tree)
+    builder = _Builder(pools, zone)
+    root = builder.build(tree)
+    for name in pools_under(tree, COPYING):
+        route = builder.direct.get(name)
+        if route is not None:
+            route.fenced = True
+    return root
+
+
+# Routes that copy between their children (fills, repairs) or send a key's writes elsewhere
+# when a child fails: their pools count writes in the write fence.
+COPYING = frozenset(("allfastest", "allsync", "zfailover", "failover"))
+
+
+def pools_under(node: Node, handlers: frozenset[str]) -> set[str]:
+    """The pools reached below a route of one of ``handlers``."""
+    found: set[str] = set()
+    seen: set[tuple[int, bool]] = set()
+
+    def walk(n: Node, inside: bool) -> None:
+        if (id(n), inside) in seen:
+            return
+        seen.add((id(n), inside))
+        if n.handler == "direct":
+            if inside:
+                found.add(n.pool)
+            return
+        inside = inside or n.handler in handlers
+        for c in [*n.children, *n.zones.values(), *n.by_key.values()]:
+            walk(c, inside)
+        if n.default is not None:
+            walk(n.default, inside)
+
+    walk(node, False)
+    return found
 
 
 class _Builder:
     def __init__(self, pools: dict[str, Pool], zone: str | None) -> None:
         self.pools = pools
         self.zone = zone
-        self.direct: dict[str, Route] = {}
+        self.direct: dict[str, PoolRoute] = {}
         self.made: dict[int, Route] = {}  # a named route used twice is built once
 
     def build(self, node: Node) -> Route:

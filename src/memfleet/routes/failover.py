@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.fence import FENCE
 from memfleet.protocol.requests import Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, OK, classify
 from memfleet.routes.base import Route, drop, unique_backends
@@ -75,7 +76,7 @@ class Failover(Route):
 
 
 class _Zone:
-    __slots__ = ("cb", "error", "miss", "remaining", "req", "route", "token")
+    __slots__ = ("cb", "error", "miss", "remaining", "req", "route", "snap", "token")
 
     def __init__(self, route: ZFailover, req: Request, cb: ReplyCallback, token: object) -> None:
         self.route = route
@@ -85,6 +86,7 @@ class _Zone:
         self.remaining = 0
         self.error = b""
         self.miss = b""
+        self.snap = FENCE.seq  # the fill must not undo a write routed after this read
 
     def local(self, _token: object, reply: bytes) -> None:
         result = classify(reply)
@@ -123,7 +125,7 @@ class _Zone:
                 and fill_ttl is not None
                 and self.req.cmd in (b"get", b"gets")
             ):
-                fill = fill_request(reply, fill_ttl)
+                fill = fill_request(reply, fill_ttl, self.snap)
                 if fill is not None:
                     local.send(fill, drop, None)
             return

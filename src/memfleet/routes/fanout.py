@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.fence import FENCE, WriteFence
 from memfleet.protocol.commands import SUCCESS
 from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, classify
@@ -17,14 +18,22 @@ from memfleet.routes.pool import PoolRoute
 _ASYNC_REPLY: Final = SUCCESS
 
 
-def fill_request(hit: bytes, ttl: int) -> Request | None:
-    """An ``add`` that copies a text get hit to a replica that missed it (warm-up)."""
+_FENCE: Final[WriteFence] = FENCE
+
+
+def fill_request(hit: bytes, ttl: int, snapshot: int) -> Request | None:
+    """An ``add`` that copies a text get hit to a replica that missed it (warm-up); None when
+    there is nothing to copy, or when a write of the key was routed after the read that found
+    the hit (``snapshot``: the write fence's counter when that read was routed), which the
+    copy would undo (a deleted key brought back)."""
     if not hit.startswith(b"VALUE "):
         return None
     eol = hit.find(b"\r\n")
     parts = hit[:eol].split(b" ")
     key, flags, size = parts[1], parts[2], parts[3]
     end = eol + 2 + int(size) + 2
+    if _FENCE.written_since(key, snapshot):
+        return None
     wire = b"add %s %s %d %s\r\n" % (key, flags, ttl, size) + hit[eol + 2 : end]
     return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
 
@@ -65,6 +74,7 @@ class _Fastest:
         "on_reply",
         "remaining",
         "route",
+        "snap",
         "token",
     )
 
@@ -79,6 +89,7 @@ class _Fastest:
         self.miss = b""
         self.hit = b""
         self.missed: list[int] = []
+        self.snap = 0
         self.on_reply: ReplyCallback = self.reply
 
     def start(self, cmd: bytes, cb: ReplyCallback, token: object) -> None:
@@ -88,6 +99,7 @@ class _Fastest:
         self.token = token
         self.remaining = len(self.route.children)
         self.done = False
+        self.snap = _FENCE.seq  # a fill must not undo a write routed after this read
 
     def reply(self, index: int, reply: bytes) -> None:
         """Child ``index`` answered."""
@@ -132,7 +144,7 @@ class _Fastest:
         if ttl is None or self.cmd not in (b"get", b"gets"):
             return
         for i in indexes:
-            req = fill_request(self.hit, ttl)
+            req = fill_request(self.hit, ttl, self.snap)
             if req is not None:
                 self.route.children[i].send(req, drop, None)
 
