@@ -86,7 +86,7 @@ class Backend(Endpoint):
     @property
     def journals(self) -> bool:
         """Whether failed writes must be remembered for this backend's rejoin."""
-        return self.options.rejoin != "none"
+        return self.options.rejoin not in (None, "none")
 
     def missed_write(self, key: bytes) -> None:
         """A write for ``key`` was not acknowledged: the backend may hold an old value.
@@ -94,7 +94,7 @@ class Backend(Endpoint):
         It must not serve until the key is deleted on it, so it is taken out of service at
         once (its requests fail fast, and replicated routes answer from the other replicas).
         """
-        if self.options.rejoin == "none" or self._closed:
+        if not self.journals or self._closed:
             return
         if self.options.rejoin == "flush" or self._flush_on_rejoin:
             self._flush_on_rejoin = True

@@ -70,6 +70,11 @@ class Failover(Route):
             order = random.sample(order, len(order))
         _Try(self, req, cb, token, order).next()
 
+    def journal_key(self, key: bytes) -> None:
+        """Every child may hold an old value of ``key``."""
+        for child in self.children:
+            child.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
         return unique_backends(self.children)
@@ -164,6 +169,11 @@ class ZFailover(Route):
             state.others()
         else:
             self.local.send(req, state.local, None)
+
+    def journal_key(self, key: bytes) -> None:
+        """Every zone may hold an old value of ``key``."""
+        for zone in self.zones.values():
+            zone.journal_key(key)
 
     def backends(self) -> Iterator[Backend]:
         """Every zone's backends."""

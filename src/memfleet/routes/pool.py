@@ -80,6 +80,10 @@ class PoolRoute(Route):
                 return
         b.send(req.wire, cb, token)
 
+    def journal_key(self, key: bytes) -> None:
+        """The key's backend may hold an old value of ``key``."""
+        self.backend_list[self.shard(key)].missed_write(key)
+
     def placement_key(self) -> tuple[int, int]:
         """Pools with equal placement keys put every key on the same backend index."""
         return (self._seed64, self._n)
@@ -100,3 +104,12 @@ class PoolRoute(Route):
 
     def __repr__(self) -> str:
         return f"PoolRoute({self.pool.name})"
+
+
+def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
+    """The children as pools, if they all place keys alike (pools of one size and seed, as
+    the topologies build replicas): a key is then hashed once for all of them."""
+    pools = [c for c in children if type(c) is PoolRoute]
+    if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
+        return pools
+    return None
