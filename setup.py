@@ -48,6 +48,7 @@ COMPILED = [
     "memfleet/backends/fence.py",
     "memfleet/backends/endpoint.py",
     "memfleet/backends/connection.py",
+    "memfleet/backends/repair.py",
     "memfleet/backends/backend.py",
     "memfleet/backends/pool.py",
     "memfleet/routes/base.py",

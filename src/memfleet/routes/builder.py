@@ -47,6 +47,16 @@ def build_pools(
     return pools
 
 
+def register_repair_sources(children: list[Route]) -> None:
+    """Each replica pool's backends are repaired from the other replica pools of the route
+    (a replica behind a ``ttl`` cap is no source: its copies expire early)."""
+    pools = [c for c in children if type(c) is PoolRoute]
+    for p in pools:
+        others = [o for o in pools if o is not p]
+        for b in p.backend_list:
+            b.repair_sources += [o for o in others if all(o is not s for s in b.repair_sources)]
+
+
 def default_rejoin(cfg: ProxyConfig) -> dict[str, str]:
     """The ``rejoin`` of pools that do not set it: safe by default. A pool under ``allsync``
     or ``allfastest`` is a replica: it journals what it misses and is repaired from the other
@@ -68,10 +78,16 @@ def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | Non
     tree = check_routes(cfg.routes, cfg.named_routes, set(pools), zone)
     builder = _Builder(pools, zone)
     root = builder.build(tree)
+    for pool in pools.values():
+        for b in pool.backends:
+            b.repair_sources = []
+    for made in builder.made.values():
+        if isinstance(made, (AllSync, AllFastest)):
+            register_repair_sources(made.children)
     for name in pools_under(tree, COPYING):
-        route = builder.direct.get(name)
-        if route is not None:
-            route.fenced = True
+        pool_route = builder.direct.get(name)
+        if pool_route is not None:
+            pool_route.fenced = True
     return root
 
 

@@ -80,6 +80,10 @@ class PoolRoute(Route):
                 return
         b.send(req.wire, cb, token)
 
+    def backend_for(self, key: bytes) -> Backend:
+        """The backend ``key`` goes to."""
+        return self.backend_list[self.shard(key)]
+
     def journal_key(self, key: bytes) -> None:
         """The key's backend may hold an old value of ``key``."""
         self.backend_list[self.shard(key)].missed_write(key)
