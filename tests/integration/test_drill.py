@@ -45,7 +45,9 @@ def test_replicated_kill_node_loses_nothing(drill_report: tuple[dict[str, Any], 
     assert t["victim"] == "memcached-0"
     assert s["keys_written"] == KEYS
     assert s["read_errors"] == 0
+    assert s["errors"] == 0  # writes too: acknowledged by the replica in service
     assert s["keys_lost"] == 0
+    assert s["stale_reads"] == 0 and s["stale_checked_reads"] > 100
     assert s["requests"] > 0 and t["fault_start"] < t["fault_end"]
 
 

@@ -73,7 +73,7 @@ def _outage_then_rejoin(
 def test_rejoin_invalidates_exactly_what_was_missed(
     memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
 ) -> None:
-    nodes, proxy = _replicated(memcached_factory, proxy_factory)
+    nodes, proxy = _replicated(memcached_factory, proxy_factory, rejoin="invalidate")
     conn = Conn(proxy.port)
     changed, deleted, untouched = _outage_then_rejoin(nodes, proxy, conn)
     replica0 = Conn(nodes[0].port)
@@ -86,7 +86,7 @@ def test_rejoin_invalidates_exactly_what_was_missed(
     for k in untouched:
         assert replica0.request(f"get {k}\r\n".encode()) == _value(k, "old")
     # The changed keys were invalidated there, then refilled from the other replica by reads.
-    assert wait_until(
+    assert replica0.request(b"stats\r\n") and wait_until(
         lambda: replica0.request(f"get {changed[0]}\r\n".encode()) == _value(changed[0], "new")
     )
     assert "rejoined" in proxy.log()

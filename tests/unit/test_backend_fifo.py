@@ -129,3 +129,33 @@ def test_answered_slots_let_go_are_reused_and_a_burst_is_trimmed() -> None:
     assert slots == [3, 3]
     assert after_burst == _KEPT_SLOTS
     assert in_flight == 0
+
+
+def test_a_connection_cut_for_a_timeout_drains_instead_of_being_reset() -> None:
+    """A hung node applies what is in its socket when it resumes, so the link is kept until
+    it has answered what was written on it; the backend's repair waits for that."""
+
+    async def run() -> None:
+        conn, transport = connected()
+        aborted: list[bool] = []
+        transport.abort = lambda: aborted.append(True)  # type: ignore[method-assign]
+        link = conn._link
+        assert link is not None
+        got: list[bytes] = []
+        for i in range(3):
+            conn.send(b"set k%d 0 0 1\r\nv\r\n" % i, lambda _t, r: got.append(r), None)
+        conn._flush()
+        conn.send(b"get late\r\n", lambda _t, r: got.append(r), None)  # queued, never written
+        conn._fail(Failure(FailureKind.TIMEOUT, "no reply"))
+        assert got == [b"SERVER_ERROR backend failure\r\n"] * 4  # the client hears at once
+        assert aborted == []  # ...but the link is not reset
+        backend = conn.backend
+        assert len(backend.drains) == 1
+        assert not backend._drained()  # type: ignore[attr-defined]
+        link.data_received(b"STORED\r\nSTORED\r\n")
+        assert len(backend.drains) == 1
+        link.data_received(b"STORED\r\n")  # all three written requests answered
+        assert backend.drains == [] and backend._drained()  # type: ignore[attr-defined]
+        assert got == [b"SERVER_ERROR backend failure\r\n"] * 4  # late replies go nowhere
+
+    asyncio.run(run())

@@ -38,6 +38,10 @@ class Scripted(Route):
         self.deferred = deferred
         self.seen: list[bytes] = []
         self.waiting: list[tuple[ReplyCallback, object]] = []
+        self.journaled: list[bytes] = []
+
+    def journal_key(self, key: bytes) -> None:
+        self.journaled.append(key)
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         self.seen.append(req.wire)
@@ -84,16 +88,75 @@ def test_allfastest_miss_waits_for_a_hit_and_fills_the_replica_that_missed() -> 
     assert answer(both_miss, b"get k\r\n") == [MISS]  # a miss is an answer; errors are not
 
 
-def test_allsync_waits_for_all_first_error_in_list_order_wins() -> None:
+def test_allsync_ack_all_waits_for_all_first_error_in_list_order_wins() -> None:
     a, b = Scripted(b"STORED\r\n", deferred=True), Scripted(b"NOT_STORED\r\n")
-    got = answer(AllSync([a, b]), b"set k 0 0 1\r\nv\r\n")
+    got = answer(AllSync([a, b], ack="all"), b"set k 0 0 1\r\nv\r\n")
     assert got == []
     a.release()
     assert got == [b"NOT_STORED\r\n"]  # NOT_STORED is an answer, the last child's
     err1, err2 = Scripted(b"SERVER_ERROR one\r\n"), Scripted(b"SERVER_ERROR two\r\n")
-    assert answer(AllSync([Scripted(b"STORED\r\n"), err2, err1]), b"delete k\r\n") == [
-        b"SERVER_ERROR two\r\n"
-    ]
+    strict = AllSync([Scripted(b"STORED\r\n"), err2, err1], ack="all")
+    assert answer(strict, b"delete k\r\n") == [b"SERVER_ERROR two\r\n"]
+    assert err1.journaled == err2.journaled == []  # the strict policy journals nothing itself
+
+
+def test_allsync_ack_available_succeeds_on_the_replicas_in_service_and_journals_the_rest() -> None:
+    ok, failed = Scripted(b"STORED\r\n"), Scripted(FAIL)
+    assert answer(AllSync([failed, ok]), b"set k 0 0 1\r\nv\r\n") == [b"STORED\r\n"]
+    assert failed.journaled == [b"k"] and ok.journaled == []
+    # Divergent answers: the first success in list order is the reply; whoever holds
+    # something else is journaled. A replica that does not hold the key is not stale.
+    kept, stored = Scripted(b"NOT_STORED\r\n"), Scripted(b"STORED\r\n")
+    assert answer(AllSync([kept, stored]), b"add k 0 0 1\r\nv\r\n") == [b"STORED\r\n"]
+    assert kept.journaled == [b"k"] and stored.journaled == []
+    lacking, deleted = Scripted(b"NOT_FOUND\r\n"), Scripted(b"DELETED\r\n")
+    assert answer(AllSync([lacking, deleted]), b"delete k\r\n") == [b"DELETED\r\n"]
+    assert lacking.journaled == []
+    five, six = Scripted(b"5\r\n"), Scripted(b"6\r\n")
+    assert answer(AllSync([five, six]), b"incr k 1\r\n") == [b"5\r\n"]
+    assert six.journaled == [b"k"] and five.journaled == []
+    oom = Scripted(b"SERVER_ERROR out of memory storing object\r\n")
+    assert answer(AllSync([oom, ok]), b"set k 0 0 1\r\nv\r\n") == [b"STORED\r\n"]
+    assert oom.journaled == [b"k"]
+    # Meta CAS values differ per node: not a divergence.
+    c1, c2 = Scripted(b"HD c11\r\n"), Scripted(b"HD c99\r\n")
+    assert answer(AllSync([c1, c2]), b"ms k 1 c\r\nv\r\n") == [b"HD c11\r\n"]
+    assert c1.journaled == c2.journaled == []
+    # Nobody took it: still an error (the first in list order).
+    both = AllSync([Scripted(b"SERVER_ERROR one\r\n"), Scripted(FAIL)])
+    assert answer(both, b"set k 0 0 1\r\nv\r\n") == [b"SERVER_ERROR one\r\n"]
+
+
+def test_allsync_answers_after_ack_wait_and_journals_the_replica_that_did_not_answer() -> None:
+    async def run() -> None:
+        fast, hung = Scripted(b"STORED\r\n"), Scripted(b"STORED\r\n", deferred=True)
+        route = AllSync([hung, fast], ack_wait=0.02)
+        got = answer(route, b"set k 0 0 1\r\nv\r\n")
+        assert got == []  # the other replica has its ack_wait to answer
+        await asyncio.sleep(0.1)
+        assert got == [b"STORED\r\n"]
+        assert hung.journaled == [b"k"] and fast.journaled == []
+        hung.release()  # its late reply changes nothing
+        assert got == [b"STORED\r\n"]
+        strict = AllSync([Scripted(b"STORED\r\n", deferred=True), fast], ack="all")
+        assert answer(strict, b"set k 0 0 1\r\nv\r\n") == []
+        await asyncio.sleep(0.1)
+        assert strict._deadlines is None  # ack: all waits for every reply
+
+    asyncio.run(run())
+
+
+def test_allfastest_miss_waits_at_most_ack_wait() -> None:
+    async def run() -> None:
+        miss, hung = Scripted(MISS), Scripted(HIT, deferred=True)
+        got = answer(AllFastest([miss, hung], miss=True, ack_wait=0.02), b"get k\r\n")
+        assert got == []
+        await asyncio.sleep(0.1)
+        assert got == [MISS]
+        hung.release()
+        assert got == [MISS]
+
+    asyncio.run(run())
 
 
 def test_allasync_answers_at_once_and_still_writes_everywhere() -> None:
@@ -205,3 +268,24 @@ def test_route_config_mistakes_are_one_line(extra: dict[str, object], message: s
     assert message in str(exc.value)
     assert str(exc.value).startswith("proxy.yaml: ")
     assert "\n" not in str(exc.value)
+
+
+def test_a_fill_is_dropped_when_the_key_was_written_after_the_read() -> None:
+    from memfleet.backends.fence import FENCE
+
+    miss, slow_hit = Scripted(MISS), Scripted(HIT, deferred=True)
+    route = AllFastest([miss, slow_hit], miss=True, fill_ttl=60)
+    got = answer(route, b"get k\r\n")
+    FENCE.bump(b"k")  # e.g. a pipelined delete k, routed before the hit came back
+    slow_hit.release()
+    assert got == [HIT]
+    assert miss.seen == [b"get k\r\n"]  # no add: it would bring the deleted value back
+    answer(route, b"get k\r\n")
+    slow_hit.release()
+    assert miss.seen[-1] == b"add k 7 60 1\r\nv\r\n"  # with no write since, it is filled
+    local, remote = Scripted(MISS), Scripted(HIT, deferred=True)
+    zone = ZFailover({"a": local, "b": remote}, "a", miss=True, fill_ttl=5)
+    answer(zone, b"get k\r\n")
+    FENCE.bump(b"k")
+    remote.release()
+    assert local.seen == [b"get k\r\n"]

@@ -117,12 +117,12 @@ class HeldBackend(Backend):
         self.held.append((wire, cb, token))
 
 
-def test_allsync_over_aligned_replicas_answers_each_request_once_with_its_own_replies() -> None:
-    from memfleet.routes.fanout import AllSync
+def test_allsync_ack_all_over_aligned_replicas_answers_each_request_once_with_its_replies() -> None:
+    from memfleet.routes.allsync import AllSync
 
     replicas = [[HeldBackend(f"r{r}s{s}") for s in range(3)] for r in range(2)]
     pools = [PoolRoute(Pool(f"replica_{r}", list(bs))) for r, bs in enumerate(replicas)]
-    route = AllSync(list(pools))
+    route = AllSync(list(pools), ack="all")
     assert route._aligned is not None
     placement = Placement(3)
     got: dict[int, list[bytes]] = {}

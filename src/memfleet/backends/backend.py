@@ -4,8 +4,8 @@ Health follows memcached's proxy: ``failure_limit`` connection failures in a row
 backend down, after which requests fail at once without a network trip; every
 ``retry_timeout`` a probe reconnects (re-resolving the hostname) and sends ``version``; the
 backend takes traffic again only once that is answered. A backend under a replicated route
-also keeps a rejoin journal (``memfleet.backends.journal``): the keys of writes it missed,
-deleted on it before it serves again.
+also keeps a rejoin journal: the keys of writes it missed, repaired on it before it serves
+again (``memfleet.backends.repair``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from memfleet.backends.connection import BackendConnection, ReplyCallback
 from memfleet.backends.endpoint import Endpoint
 from memfleet.backends.failure import Failure
 from memfleet.backends.latency import LatencyHistogram
+from memfleet.backends.repair import MAX_ROUNDS, RepairRound
 from memfleet.config import BackendOptions
 from memfleet.protocol import errors
 
@@ -43,11 +44,20 @@ class Backend(Endpoint):
         self._retry: asyncio.TimerHandle | None = None
         self._probing = False
         self._closed = False
-        # Keys whose writes this backend did not acknowledge (rejoin: invalidate).
+        # Keys whose writes this backend did not acknowledge (rejoin: repair / invalidate),
+        # and where to copy them from (sibling replicas; set by the route builder).
         self._journal: set[bytes] = set()
         self._flush_on_rejoin = False
+        self.repair_sources: list[Any] = []
+        self._round: RepairRound | None = None
+        self._rounds = 0
+        # Counters: keys copied, deleted, copies dropped for a later write, flushes, and
+        # times taken out of service for missed writes.
+        self.repaired = 0
         self.invalidated = 0
+        self.repair_dropped = 0
         self.rejoin_flushes = 0
+        self.out_of_service = 0
 
     def key(self) -> tuple[str, int, BackendOptions]:
         """What identifies a backend across reloads: same key, same connections kept."""
@@ -86,15 +96,16 @@ class Backend(Endpoint):
     @property
     def journals(self) -> bool:
         """Whether failed writes must be remembered for this backend's rejoin."""
-        return self.options.rejoin != "none"
+        return self.options.rejoin not in (None, "none")
 
     def missed_write(self, key: bytes) -> None:
-        """A write for ``key`` was not acknowledged: the backend may hold an old value.
+        """A write for ``key`` was not acknowledged, or answered differently than the other
+        replicas: the backend may hold an old value.
 
-        It must not serve until the key is deleted on it, so it is taken out of service at
+        It must not serve until the key is repaired on it, so it is taken out of service at
         once (its requests fail fast, and replicated routes answer from the other replicas).
         """
-        if self.options.rejoin == "none" or self._closed:
+        if not self.journals or self._closed:
             return
         if self.options.rejoin == "flush" or self._flush_on_rejoin:
             self._flush_on_rejoin = True
@@ -111,30 +122,86 @@ class Backend(Endpoint):
         if not self.down:
             self.down = True
             self.marked_down += 1
+            self.out_of_service += 1
             log.error(
-                "backend %s missed writes; out of service until it rejoins", self.name,
+                "backend %s missed writes; out of service until it is repaired", self.name,
                 extra={"event": "backend_down", "backend": self.name, "reason": "missed writes"},
             )  # fmt: skip
-            self._schedule_retry()
+            # A backend that still answers (it diverged, or was slow) is repaired at once; one
+            # that failed waits for its retry interval.
+            self._schedule_retry(0.0 if self.failures == 0 else None)
 
-    def rejoin_requests(self) -> list[tuple[bytes, ReplyCallback, Any]]:
-        """What the backend must be sent before it serves again: deletes of the journaled
-        keys, or one flush_all. The journal is emptied; a failed request refills it."""
+    @property
+    def journaled(self) -> int:
+        """Keys waiting for their repair (or -1: a flush is due)."""
+        return -1 if self._flush_on_rejoin else len(self._journal)
+
+    def repair_send(self, wire: bytes, cb: ReplyCallback, token: Any) -> None:
+        """Send on the backend's own connection while it is out of service (its repair)."""
+        self._connections()[0].send(wire, cb, token)
+
+    def _drained(self) -> bool:
+        """Nothing sent before the outage can still be applied: every connection cut while
+        the node hung has drained, and no other connection has requests in flight."""
+        conns = self._conns
+        return not self.drains and all(c.in_flight == 0 for c in conns[1:])
+
+    def _await_drain(self, deadline: float) -> None:
+        self._retry = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        if self._drained():
+            self._next_round()
+        elif loop.time() < deadline:
+            self._retry = loop.call_later(0.01, self._await_drain, deadline)
+        else:
+            # The node answers on a new connection but not on the old ones (a partition that
+            # healed only one way, say): cut them, so nothing more is sent, and go on.
+            log.warning(
+                "backend %s: %d cut connection(s) did not drain; closing them before the "
+                "repair", self.name, len(self.drains),
+                extra={"event": "drain_timeout", "backend": self.name},
+            )  # fmt: skip
+            for d in list(self.drains):
+                d.abort()
+            self._next_round()
+
+    def _next_round(self) -> None:
+        """Repair what the journal holds now; serve again once it is empty."""
+        if self._closed:
+            return
         if self._flush_on_rejoin:
             self._flush_on_rejoin = False
             self._journal.clear()
-            return [(b"flush_all\r\n", self._rejoin_flushed, None)]
+            self.repair_send(b"flush_all\r\n", self._rejoin_flushed, None)
+            return
         if not self._journal:
-            return []
-        keys = self._journal
+            self._back_in_service()
+            return
+        keys = list(self._journal)
         self._journal = set()
-        return [(b"delete " + k + b"\r\n", self._rejoin_deleted, k) for k in keys]
+        self._round = RepairRound(self)
+        copy = self.options.rejoin == "repair" and bool(self.repair_sources)
+        self._round.run(keys, copy)
 
-    def _rejoin_deleted(self, key: bytes, reply: bytes) -> None:
-        if reply is _FAILURE or reply.startswith(b"SERVER_ERROR"):
-            self.missed_write(key)
+    def repair_finished(self, complete: bool) -> None:
+        """A repair round is over (``RepairRound`` calls this)."""
+        rnd = self._round
+        self._round = None
+        if rnd is not None:
+            self.repaired += rnd.copied
+            self.invalidated += rnd.deleted
+            self.repair_dropped += rnd.dropped
+            for k in rnd.redo_keys:
+                self.missed_write(k)
+        self._rounds += 1
+        if self._closed:
+            return
+        if (not self._journal and not self._flush_on_rejoin) or self._rounds < MAX_ROUNDS:
+            self._next_round()
         else:
-            self.invalidated += 1
+            self._schedule_retry()
 
     def _rejoin_flushed(self, _token: Any, reply: bytes) -> None:
         if reply == b"OK\r\n":
@@ -143,8 +210,10 @@ class Backend(Endpoint):
                 "backend %s flushed before rejoining (journal overflow)", self.name,
                 extra={"event": "rejoin_flush", "backend": self.name},
             )  # fmt: skip
+            self._next_round()
         else:
             self._flush_on_rejoin = True
+            self._schedule_retry()
 
     def record_failure(self, failure: Failure, failed_requests: int) -> None:
         """Count a connection failure; mark the backend down at the failure limit."""
@@ -170,43 +239,51 @@ class Backend(Endpoint):
             )  # fmt: skip
             self._schedule_retry()
 
-    def _schedule_retry(self) -> None:
-        if self._closed:
+    def _schedule_retry(self, delay: float | None = None) -> None:
+        if self._closed or self._retry is not None or self._probing:
             return
         loop = asyncio.get_running_loop()
-        self._retry = loop.call_later(self.options.retry_timeout, self._probe)
+        wait = self.options.retry_timeout if delay is None else delay
+        self._retry = loop.call_later(wait, self._probe)
 
     def _probe(self) -> None:
         self._retry = None
         if self._closed:
             return
         # The probe goes through a connection's normal path: it reconnects (re-resolving the
-        # name) and its reply or failure comes back to _probe_done. Invalidations of what the
-        # backend missed go first, so it serves nothing before they are done.
+        # name) and its reply or failure comes back to _probe_done.
         self._probing = True
-        conn = self._connections()[0]
-        for wire, cb, token in self.rejoin_requests():
-            conn.send(wire, cb, token)
-        conn.send(b"version\r\n", self._probe_done, None)
+        self._connections()[0].send(b"version\r\n", self._probe_done, None)
 
     def _probe_done(self, _token: Any, reply: bytes) -> None:
         self._probing = False
-        if reply.startswith(b"VERSION") and not self._journal and not self._flush_on_rejoin:
-            self.down = False
-            self.failures = 0
-            if self.journals:
-                log.warning(
-                    "backend %s is back up (rejoined: %d keys invalidated, %d flushes so far)",
-                    self.name, self.invalidated, self.rejoin_flushes,
-                    extra={"event": "backend_up", "backend": self.name},
-                )  # fmt: skip
-            else:
-                log.warning(
-                    "backend %s is back up", self.name,
-                    extra={"event": "backend_up", "backend": self.name},
-                )  # fmt: skip
-        else:
+        if self._closed:
+            return
+        if not reply.startswith(b"VERSION"):
             self._schedule_retry()
+            return
+        if not self._journal and not self._flush_on_rejoin:
+            self._back_in_service()
+            return
+        # The repair waits for whatever the node may still apply from before (bounded).
+        self._rounds = 0
+        deadline = asyncio.get_running_loop().time() + self.options.read_timeout
+        self._await_drain(deadline)
+
+    def _back_in_service(self) -> None:
+        self.down = False
+        self.failures = 0
+        if self.journals:
+            log.warning(
+                "backend %s is back up (rejoined: %d keys repaired, %d invalidated, %d "
+                "flushes so far)", self.name, self.repaired, self.invalidated,
+                self.rejoin_flushes, extra={"event": "backend_up", "backend": self.name},
+            )  # fmt: skip
+        else:
+            log.warning(
+                "backend %s is back up", self.name,
+                extra={"event": "backend_up", "backend": self.name},
+            )  # fmt: skip
 
     def retire(self) -> None:
         """Taken out by a reload: no new requests come; the ones in flight finish."""

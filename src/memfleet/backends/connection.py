@@ -47,14 +47,16 @@ _ANSWERED: Final[ReplyCallback] = _answered
 
 
 class _Link(asyncio.Protocol):
-    """One TCP connection attempt; forwards events to its owner while it is current."""
+    """One TCP connection attempt; forwards events to its owner while it is current (and to
+    its drain once it was cut for a timeout)."""
 
-    __slots__ = ("owner", "transport", "writer")
+    __slots__ = ("drain", "owner", "transport", "writer")
 
     def __init__(self, owner: BackendConnection) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.writer: SocketWriter | None = None
+        self.drain: Drain | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
@@ -64,6 +66,8 @@ class _Link(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.owner._link is self:
             self.owner._on_data(data)
+        elif self.drain is not None:
+            self.drain.feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.writer is not None:
@@ -72,6 +76,59 @@ class _Link(asyncio.Protocol):
         if self.owner._link is self:
             detail = "connection closed by backend" if exc is None else str(exc)
             self.owner._fail(Failure(FailureKind.CLOSED, detail))
+        elif self.drain is not None:
+            self.drain.finish()
+
+
+# Cut connections kept draining per backend: the first holds what a hung node may still
+# apply; the rest are probes (a version each) and may be dropped.
+_MAX_DRAINS: Final = 16
+
+
+class Drain:
+    """A connection cut for a timeout, kept open until the node has answered what was
+    written on it (or closes it).
+
+    A hung node (SIGSTOP, a stalled host) applies what is in its socket when it resumes, even
+    after the proxy reset the connection (measured: a set sent to a SIGSTOPped memcached, the
+    connection then reset, is applied on SIGCONT). A repair of that node must land after
+    those writes, so it waits until every drain of the backend is over
+    (``memfleet.backends.backend``)."""
+
+    __slots__ = ("backend", "framer", "left", "link")
+
+    def __init__(self, link: _Link, framer: ResponseFramer, written: int, backend: Endpoint):
+        self.link = link
+        self.framer = framer
+        self.left = written
+        self.backend = backend
+        link.drain = self
+        backend.drains.append(self)
+
+    def feed(self, data: bytes) -> None:
+        """Replies to requests failed already: counted, not delivered."""
+        try:
+            self.left -= len(self.framer.feed(data))
+        except FramingError:
+            self.abort()
+            return
+        if self.left <= 0:
+            self.finish()
+
+    def finish(self) -> None:
+        """Nothing more can be applied from this connection: close it."""
+        link = self.link
+        link.drain = None
+        if self in self.backend.drains:
+            self.backend.drains.remove(self)
+        if link.transport is not None:
+            link.transport.close()
+
+    def abort(self) -> None:
+        """Give up waiting: reset the connection."""
+        if self.link.transport is not None:
+            self.link.transport.abort()
+        self.finish()
 
 
 class _FlushTurn:
@@ -334,8 +391,17 @@ class BackendConnection:
         """Drop the connection and answer everything in flight with a backend failure."""
         link = self._link
         self._link = None
+        written = self._end - self._waiting - len(self._out)
         if link is not None and link.transport is not None:
-            link.transport.abort()
+            if (
+                failure.kind is FailureKind.TIMEOUT
+                and written > 0
+                and len(self.backend.drains) < _MAX_DRAINS
+            ):
+                Drain(link, self._framer, written, self.backend)
+                self._framer = ResponseFramer()
+            else:
+                link.transport.abort()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -6,6 +6,7 @@ the other's."""
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -39,6 +40,8 @@ class Endpoint:
         self.connects = 0
         self.failure_kinds: dict[str, int] = {}
         self.latency: LatencyHistogram | None = None
+        # Connections cut for a timeout and still draining (``connection.Drain``).
+        self.drains: list[Any] = []
         self._tls: ssl.SSLContext | None = None
 
     def tls_context(self) -> ssl.SSLContext:

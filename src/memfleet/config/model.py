@@ -75,9 +75,11 @@ class BackendOptions(BaseModel):
     read_timeout: float = Field(1.0, gt=0, le=60)
     failure_limit: int = Field(3, ge=1, le=1000)
     retry_timeout: float = Field(1.0, gt=0, le=600)
-    # What a backend that failed must do before it serves again: delete the keys whose
-    # writes it missed (journaled, bounded), flush everything, or nothing.
-    rejoin: Literal["none", "invalidate", "flush"] = "none"
+    # What a backend that missed writes must do before it serves again: copy the keys it
+    # missed from a healthy replica, delete them, flush everything, or nothing. Unset: repair
+    # under allsync/allfastest, invalidate under failover/zfailover, none elsewhere
+    # (memfleet.routes.builder resolves it).
+    rejoin: Literal["none", "invalidate", "flush", "repair"] | None = None
     journal_limit: int = Field(10_000, ge=1, le=10_000_000)
     # TLS towards the backends (memcached -Z); unset: plain TCP.
     tls: TLSConfig | None = None

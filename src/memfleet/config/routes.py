@@ -35,6 +35,11 @@ HANDLERS = (
 )  # fmt: skip
 
 
+# allsync's write policies: acknowledged by the replicas in service (a replica that misses the
+# write is journaled and repaired), or by every replica (memcached's proxy's strict one).
+ACK_POLICIES = ("available", "all")
+
+
 class SpecError(ValueError):
     """A route spec mistake; the message names the field."""
 
@@ -53,8 +58,8 @@ class Node:
 
 
 _OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "allfastest": {"children": list, "miss": bool, "fill_ttl": int},
-    "allsync": {"children": list},
+    "allfastest": {"children": list, "miss": bool, "fill_ttl": int, "ack_wait": (int, float)},
+    "allsync": {"children": list, "ack": str, "ack_wait": (int, float)},
     "allasync": {"children": list},
     "failover": {"children": list, "miss": bool, "failover_count": int, "shuffle": bool},
     "zfailover": {"children": dict, "miss": bool, "fill_ttl": int},
@@ -153,6 +158,13 @@ class _Checker:
             raise SpecError(f"{where}.failover_count: must be at least 1")
         if node.options.get("fill_ttl", 0) < 0:
             raise SpecError(f"{where}.fill_ttl: must not be negative")
+        if not 0 <= node.options.get("ack_wait", 0) <= 60:
+            raise SpecError(f"{where}.ack_wait: must be between 0 and 60 seconds")
+        ack = node.options.get("ack", "available")
+        if ack not in ACK_POLICIES:
+            raise SpecError(f"{where}.ack: must be one of {', '.join(ACK_POLICIES)}, not {ack!r}")
+        if ack == "all" and "ack_wait" in node.options:
+            raise SpecError(f"{where}.ack_wait: does not apply with ack: all (every reply waits)")
         return node
 
     def _check_options(self, handler: str, args: Mapping[str, Any], where: str) -> None:
@@ -161,11 +173,13 @@ class _Checker:
             if opt not in allowed:
                 raise SpecError(f"{where}.{opt}: unknown option")
             want = allowed[opt]
-            if isinstance(value, bool) and want is int:
-                raise SpecError(f"{where}.{opt}: must be a whole number")
+            if isinstance(value, bool) and want in (int, (int, float)):
+                raise SpecError(f"{where}.{opt}: must be a number")
             if not isinstance(value, want):
-                names = {list: "a list", dict: "a mapping", bool: "true or false", int: "a number"}
+                names = {list: "a list", dict: "a mapping", bool: "true or false", int: "a number",
+                         str: "a string"}  # fmt: skip
                 kind = names.get(want, "a route") if isinstance(want, type) else "a route"
+                kind = "a number of seconds" if want == (int, float) else kind
                 raise SpecError(f"{where}.{opt}: must be {kind}")
         for opt in _REQUIRED.get(handler, ()):
             if opt not in args:

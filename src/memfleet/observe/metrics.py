@@ -291,6 +291,18 @@ class ProxyCollector(Collector):
             "memfleet_backend_rejoin_flushes", "Flushes before a rejoin (journal overflow)",
             labels=labels,
         )  # fmt: skip
+        repaired = CounterMetricFamily(
+            "memfleet_backend_rejoin_repaired",
+            "Journaled keys copied from a healthy replica before a rejoin", labels=labels,
+        )  # fmt: skip
+        outs = CounterMetricFamily(
+            "memfleet_backend_out_of_service", "Times taken out of service for missed writes",
+            labels=labels,
+        )  # fmt: skip
+        journaled = GaugeMetricFamily(
+            "memfleet_backend_journaled", "Keys waiting for their repair (-1: a flush is due)",
+            labels=labels,
+        )  # fmt: skip
         for b in backends:
             lv = [b.name, pool_of.get(id(b), "")]
             up.add_metric(lv, 0 if b.down else 1)
@@ -302,10 +314,13 @@ class ProxyCollector(Collector):
             inflight.add_metric(lv, backend_in_flight(b))
             invalidated.add_metric(lv, b.invalidated)
             flushes.add_metric(lv, b.rejoin_flushes)
+            repaired.add_metric(lv, b.repaired)
+            outs.add_metric(lv, b.out_of_service)
+            journaled.add_metric(lv, b.journaled)
             for k, n in sorted(b.failure_kinds.items()):
                 failures.add_metric([*lv, k], n)
         yield from (up, requests, errors, fast, down, recon, inflight, failures)
-        yield from (invalidated, flushes)
+        yield from (invalidated, flushes, repaired, outs, journaled)
         yield _histogram(
             "memfleet_backend_latency_seconds",
             "Backend reply latency (per written batch, attributed to its replies)",

@@ -93,6 +93,14 @@ def backend_stats(backends: Iterable[Backend]) -> list[tuple[str, object]]:
             (f"{b.name}:errors", b.errors),
             (f"{b.name}:failed_fast", b.failed_fast),
             (f"{b.name}:marked_down", b.marked_down),
+            # Out of service for missed writes (times), keys waiting for their repair (-1: a
+            # flush is due), keys copied and deleted by repairs, copies a later write beat.
+            (f"{b.name}:out_of_service", b.out_of_service),
+            (f"{b.name}:journaled", b.journaled),
+            (f"{b.name}:repaired", b.repaired),
+            (f"{b.name}:invalidated", b.invalidated),
+            (f"{b.name}:repair_dropped", b.repair_dropped),
+            (f"{b.name}:rejoin_flushes", b.rejoin_flushes),
             (f"{b.name}:queue_full", b.queue_full),
             (f"{b.name}:connects", b.connects),
             (f"{b.name}:reconnects", reconnects(b)),

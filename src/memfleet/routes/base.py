@@ -46,6 +46,11 @@ class Route(ABC):
         req.prefix = b"get"
         self.send(req, cb, token)
 
+    def journal_key(self, key: bytes) -> None:  # noqa: B027 - optional: no backends, no journal
+        """The backends this route sends ``key`` to may hold an old value of it (a replicated
+        write they missed or answered differently): journal it there, out of service until
+        repaired. A route without backends of its own has nothing to journal."""
+
     @abstractmethod
     def backends(self) -> Iterator[Backend]:
         """Every backend this route can reach (``flush_all`` goes to all of them)."""

@@ -10,10 +10,11 @@ from memfleet.backends.backend import Backend
 from memfleet.backends.pool import Pool
 from memfleet.config import BackendOptions, ProxyConfig, parse_hostport
 from memfleet.config.routes import Node, check_routes
+from memfleet.routes.allsync import AllSync
 from memfleet.routes.base import Route
 from memfleet.routes.command import CommandRoute
 from memfleet.routes.failover import Failover, ZFailover
-from memfleet.routes.fanout import AllAsync, AllFastest, AllSync, Split
+from memfleet.routes.fanout import DEFAULT_ACK_WAIT, AllAsync, AllFastest, Split
 from memfleet.routes.misc import NullRoute, PrefixRoute, RandomRoute
 from memfleet.routes.modify import TTLRoute
 from memfleet.routes.pool import PoolRoute
@@ -28,10 +29,12 @@ def build_pools(
     reuse = reuse or {}
     made: dict[BackendKey, Backend] = {}
     pools: dict[str, Pool] = {}
+    rejoin = default_rejoin(cfg)
     for name, pc in cfg.pools.items():
-        options = BackendOptions.model_validate(
-            pc.model_dump(include=set(BackendOptions.model_fields))
-        )
+        fields = pc.model_dump(include=set(BackendOptions.model_fields))
+        if fields["rejoin"] is None:
+            fields["rejoin"] = rejoin.get(name, "none")
+        options = BackendOptions.model_validate(fields)
         backends: list[Backend] = []
         for spec in pc.backends:
             host, port = parse_hostport(spec)
@@ -44,6 +47,28 @@ def build_pools(
     return pools
 
 
+def register_repair_sources(children: list[Route]) -> None:
+    """Each replica pool's backends are repaired from the other replica pools of the route
+    (a replica behind a ``ttl`` cap is no source: its copies expire early)."""
+    pools = [c for c in children if type(c) is PoolRoute]
+    for p in pools:
+        others = [o for o in pools if o is not p]
+        for b in p.backend_list:
+            b.repair_sources += [o for o in others if all(o is not s for s in b.repair_sources)]
+
+
+def default_rejoin(cfg: ProxyConfig) -> dict[str, str]:
+    """The ``rejoin`` of pools that do not set it: safe by default. A pool under ``allsync``
+    or ``allfastest`` is a replica: it journals what it misses and is repaired from the other
+    replicas before it serves again. A pool under ``failover``/``zfailover`` (the gutter's
+    main pool) has its missed keys deleted when it returns (what stood in for it is no
+    replica to copy from). Any other pool never misses a write it could serve later."""
+    tree = check_routes(cfg.routes, cfg.named_routes, set(cfg.pools), None)
+    out = dict.fromkeys(pools_under(tree, FAILING_OVER), "invalidate")
+    out.update(dict.fromkeys(pools_under(tree, REPLICATED), "repair"))
+    return out
+
+
 def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | None = None) -> Route:
     """The root route for the config's ``routes`` section.
 
@@ -51,14 +76,56 @@ def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | Non
     """
     zone = local_zone if local_zone is not None else cfg.local_zone
     tree = check_routes(cfg.routes, cfg.named_routes, set(pools), zone)
-    return _Builder(pools, zone).build(tree)
+    builder = _Builder(pools, zone)
+    root = builder.build(tree)
+    for pool in pools.values():
+        for b in pool.backends:
+            b.repair_sources = []
+    for made in builder.made.values():
+        if isinstance(made, (AllSync, AllFastest)):
+            register_repair_sources(made.children)
+    for name in pools_under(tree, COPYING):
+        pool_route = builder.direct.get(name)
+        if pool_route is not None:
+            pool_route.fenced = True
+    return root
+
+
+REPLICATED = frozenset(("allfastest", "allsync"))
+FAILING_OVER = frozenset(("failover", "zfailover"))
+# Routes that copy between their children (fills, repairs) or send a key's writes elsewhere
+# when a child fails: their pools count writes in the write fence.
+COPYING = REPLICATED | FAILING_OVER
+
+
+def pools_under(node: Node, handlers: frozenset[str]) -> set[str]:
+    """The pools reached below a route of one of ``handlers``."""
+    found: set[str] = set()
+    seen: set[tuple[int, bool]] = set()
+
+    def walk(n: Node, inside: bool) -> None:
+        if (id(n), inside) in seen:
+            return
+        seen.add((id(n), inside))
+        if n.handler == "direct":
+            if inside:
+                found.add(n.pool)
+            return
+        inside = inside or n.handler in handlers
+        for c in [*n.children, *n.zones.values(), *n.by_key.values()]:
+            walk(c, inside)
+        if n.default is not None:
+            walk(n.default, inside)
+
+    walk(node, False)
+    return found
 
 
 class _Builder:
     def __init__(self, pools: dict[str, Pool], zone: str | None) -> None:
         self.pools = pools
         self.zone = zone
-        self.direct: dict[str, Route] = {}
+        self.direct: dict[str, PoolRoute] = {}
         self.made: dict[int, Route] = {}  # a named route used twice is built once
 
     def build(self, node: Node) -> Route:
@@ -84,9 +151,11 @@ class _Builder:
             by_prefix = {p.encode(): self.build(n) for p, n in node.by_key.items()}
             return PrefixRoute(by_prefix, self.build(node.default))
         if h == "allfastest":
-            return AllFastest(kids, bool(opts.get("miss", False)), opts.get("fill_ttl"))
+            wait = float(opts.get("ack_wait", DEFAULT_ACK_WAIT))
+            return AllFastest(kids, bool(opts.get("miss", False)), opts.get("fill_ttl"), wait)
         if h == "allsync":
-            return AllSync(kids)
+            wait = float(opts.get("ack_wait", DEFAULT_ACK_WAIT))
+            return AllSync(kids, str(opts.get("ack", "available")), wait)
         if h == "allasync":
             return AllAsync(kids)
         if h == "failover":

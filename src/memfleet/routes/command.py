@@ -27,6 +27,11 @@ class CommandRoute(Route):
         """A plain get goes where ``get`` is routed."""
         self._get.send_get(key, wire, cb, token)
 
+    def journal_key(self, key: bytes) -> None:
+        """Any command's route may have sent ``key`` somewhere: all of them."""
+        for route in {id(r): r for r in [self.default, *self.by_command.values()]}.values():
+            route.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """Every backend of every child, each once."""
         return unique_backends([self.default, *self.by_command.values()])

@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.fence import FENCE
 from memfleet.protocol.requests import Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, OK, classify
 from memfleet.routes.base import Route, drop, unique_backends
@@ -69,13 +70,18 @@ class Failover(Route):
             order = random.sample(order, len(order))
         _Try(self, req, cb, token, order).next()
 
+    def journal_key(self, key: bytes) -> None:
+        """Every child may hold an old value of ``key``."""
+        for child in self.children:
+            child.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
         return unique_backends(self.children)
 
 
 class _Zone:
-    __slots__ = ("cb", "error", "miss", "remaining", "req", "route", "token")
+    __slots__ = ("cb", "error", "miss", "remaining", "req", "route", "snap", "token")
 
     def __init__(self, route: ZFailover, req: Request, cb: ReplyCallback, token: object) -> None:
         self.route = route
@@ -85,6 +91,7 @@ class _Zone:
         self.remaining = 0
         self.error = b""
         self.miss = b""
+        self.snap = FENCE.seq  # the fill must not undo a write routed after this read
 
     def local(self, _token: object, reply: bytes) -> None:
         result = classify(reply)
@@ -123,7 +130,7 @@ class _Zone:
                 and fill_ttl is not None
                 and self.req.cmd in (b"get", b"gets")
             ):
-                fill = fill_request(reply, fill_ttl)
+                fill = fill_request(reply, fill_ttl, self.snap)
                 if fill is not None:
                     local.send(fill, drop, None)
             return
@@ -162,6 +169,11 @@ class ZFailover(Route):
             state.others()
         else:
             self.local.send(req, state.local, None)
+
+    def journal_key(self, key: bytes) -> None:
+        """Every zone may hold an old value of ``key``."""
+        for zone in self.zones.values():
+            zone.journal_key(key)
 
     def backends(self) -> Iterator[Backend]:
         """Every zone's backends."""

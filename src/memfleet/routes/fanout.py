@@ -1,5 +1,6 @@
-"""Routes that send one request to several children: ``allfastest``, ``allsync``,
-``allasync`` and ``split``. Result classes follow memcached's proxy: only END/EN is a miss."""
+"""Routes that send one request to several children: ``allfastest``, ``allasync`` and
+``split`` (``allsync`` has its own module). Result classes follow memcached's proxy: only
+END/EN is a miss."""
 
 from __future__ import annotations
 
@@ -7,24 +8,36 @@ from collections.abc import Iterator
 from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.fence import FENCE, WriteFence
 from memfleet.protocol.commands import SUCCESS
 from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, classify
 from memfleet.routes.base import Route, drop, unique_backends
-from memfleet.routes.pool import PoolRoute
+from memfleet.routes.pool import aligned_pools
+from memfleet.routes.waits import Deadlines, Waiter
 
 # What ``allasync`` answers at once, by command (the reply a successful write would give).
 _ASYNC_REPLY: Final = SUCCESS
 
 
-def fill_request(hit: bytes, ttl: int) -> Request | None:
-    """An ``add`` that copies a text get hit to a replica that missed it (warm-up)."""
+_FENCE: Final[WriteFence] = FENCE
+# Seconds a replicated miss waits for a hit, and a replicated write for the other replicas.
+DEFAULT_ACK_WAIT: Final = 0.05
+
+
+def fill_request(hit: bytes, ttl: int, snapshot: int) -> Request | None:
+    """An ``add`` that copies a text get hit to a replica that missed it (warm-up); None when
+    there is nothing to copy, or when a write of the key was routed after the read that found
+    the hit (``snapshot``: the write fence's counter when that read was routed), which the
+    copy would undo (a deleted key brought back)."""
     if not hit.startswith(b"VALUE "):
         return None
     eol = hit.find(b"\r\n")
     parts = hit[:eol].split(b" ")
     key, flags, size = parts[1], parts[2], parts[3]
     end = eol + 2 + int(size) + 2
+    if _FENCE.written_since(key, snapshot):
+        return None
     wire = b"add %s %s %d %s\r\n" % (key, flags, ttl, size) + hit[eol + 2 : end]
     return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
 
@@ -38,16 +51,7 @@ _DROP: Final[ReplyCallback] = drop
 _FREE_STATES: Final = 1024
 
 
-def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
-    """The children as pools, if they all place keys alike (pools of one size and seed, as
-    the topologies build replicas): a key is then hashed once for all of them."""
-    pools = [c for c in children if type(c) is PoolRoute]
-    if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
-        return pools
-    return None
-
-
-class _Fastest:
+class _Fastest(Waiter):
     """One fanned-out request: collects the children's replies, answers the client once.
 
     States are reused (``AllFastest._free``) rather than allocated per get, with their bound
@@ -65,10 +69,12 @@ class _Fastest:
         "on_reply",
         "remaining",
         "route",
+        "snap",
         "token",
     )
 
     def __init__(self, route: AllFastest) -> None:
+        super().__init__()
         self.route = route
         self.cmd = b""  # all a fill needs to know of the request
         self.cb: ReplyCallback = drop
@@ -79,6 +85,7 @@ class _Fastest:
         self.miss = b""
         self.hit = b""
         self.missed: list[int] = []
+        self.snap = 0
         self.on_reply: ReplyCallback = self.reply
 
     def start(self, cmd: bytes, cb: ReplyCallback, token: object) -> None:
@@ -88,6 +95,7 @@ class _Fastest:
         self.token = token
         self.remaining = len(self.route.children)
         self.done = False
+        self.snap = _FENCE.seq  # a fill must not undo a write routed after this read
 
     def reply(self, index: int, reply: bytes) -> None:
         """Child ``index`` answered."""
@@ -96,6 +104,9 @@ class _Fastest:
             # A late copy: only a miss that a fill will repair is worth classifying.
             if self.hit and self.route.fill_ttl is not None and classify(reply) is MISS:
                 self._fill([index])
+            elif self.missed and not self.hit and reply.startswith(b"V"):
+                self.hit = reply  # a hit after ack_wait answered the miss: still worth a fill
+                self._fill(self.missed)
         else:
             result = HIT if reply.startswith(b"V") else classify(reply)
             if result is ERROR:
@@ -104,6 +115,9 @@ class _Fastest:
             elif result is MISS and self.route.miss:
                 self.miss = reply
                 self.missed.append(index)
+                deadlines = self.route._deadlines
+                if deadlines is not None and self.remaining and len(self.missed) == 1:
+                    deadlines.add(self)  # a miss waits at most ack_wait for a hit elsewhere
             else:
                 self.done = True
                 if result is HIT:
@@ -117,8 +131,17 @@ class _Fastest:
         if not self.remaining:
             self._release()
 
+    def expire(self) -> None:
+        """``ack_wait`` is over: a miss that still waits for a hit is the answer."""
+        if not self.done and self.missed:
+            self.done = True
+            cb = self.cb
+            self.cb = _DROP
+            cb(self.token, self.miss)
+
     def _release(self) -> None:
         # Every child has answered: nothing refers to this state any more.
+        self.gen += 1
         self.cb = _DROP
         self.token = None
         self.error = self.miss = self.hit = b""
@@ -132,21 +155,30 @@ class _Fastest:
         if ttl is None or self.cmd not in (b"get", b"gets"):
             return
         for i in indexes:
-            req = fill_request(self.hit, ttl)
+            req = fill_request(self.hit, ttl, self.snap)
             if req is not None:
                 self.route.children[i].send(req, drop, None)
 
 
 class AllFastest(Route):
     """Send to every child; answer with the first non-error reply. With ``miss``, a miss
-    waits for a hit elsewhere (and ``fill_ttl`` copies that hit back to who missed it)."""
+    waits for a hit elsewhere, at most ``ack_wait`` seconds (and ``fill_ttl`` copies that hit
+    back to who missed it). A hit never waits."""
 
-    __slots__ = ("_aligned", "_free", "children", "fill_ttl", "miss")
+    __slots__ = ("_aligned", "_deadlines", "_free", "ack_wait", "children", "fill_ttl", "miss")
 
-    def __init__(self, children: list[Route], miss: bool = False, fill_ttl: int | None = None):
+    def __init__(
+        self,
+        children: list[Route],
+        miss: bool = False,
+        fill_ttl: int | None = None,
+        ack_wait: float = DEFAULT_ACK_WAIT,
+    ):
         self.children = children
         self.miss = miss
         self.fill_ttl = fill_ttl
+        self.ack_wait = ack_wait
+        self._deadlines = Deadlines(ack_wait) if miss and ack_wait > 0 else None
         self._free: list[_Fastest] = []
         self._aligned = aligned_pools(children)
 
@@ -174,75 +206,10 @@ class AllFastest(Route):
         for i, child in enumerate(self.children):
             child.send_get(key, wire, reply, i)
 
-    def backends(self) -> Iterator[Backend]:
-        """All children's backends."""
-        return unique_backends(self.children)
-
-
-class _Sync:
-    """One request sent to every child, waiting for all of their replies. Reused like
-    ``_Fastest``."""
-
-    __slots__ = ("cb", "on_reply", "remaining", "replies", "route", "token")
-
-    def __init__(self, route: AllSync) -> None:
-        self.route = route
-        self.replies: list[bytes] = [b""] * len(route.children)
-        self.remaining = 0
-        self.cb: ReplyCallback = drop
-        self.token: object = None
-        self.on_reply: ReplyCallback = self.reply
-
-    def reply(self, index: int, reply: bytes) -> None:
-        """Child ``index`` answered."""
-        replies = self.replies
-        replies[index] = reply
-        self.remaining -= 1
-        if self.remaining:
-            return
-        answer = replies[-1]
-        for r in replies:
-            if classify(r) is ERROR:
-                answer = r
-                break
-        cb = self.cb
-        token = self.token
-        # Released before answering: the answer may lead to another request on this route.
-        self.cb = _DROP
-        self.token = None
-        free = self.route._free
-        if len(free) < _FREE_STATES:
-            free.append(self)
-        cb(token, answer)
-
-
-class AllSync(Route):
-    """Send to every child and wait for all: the first error in list order wins, otherwise
-    the last child's reply."""
-
-    __slots__ = ("_aligned", "_free", "children")
-
-    def __init__(self, children: list[Route]) -> None:
-        self.children = children
-        self._free: list[_Sync] = []
-        self._aligned = aligned_pools(children)
-
-    def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
-        """Fan out and gather every reply."""
-        free = self._free
-        state = free.pop() if free else _Sync(self)
-        state.cb = cb
-        state.token = token
-        state.remaining = len(self.children)
-        reply = state.on_reply
-        aligned = self._aligned
-        if aligned is not None:
-            shard = aligned[0].shard(req.key)
-            for i, pool in enumerate(aligned):
-                pool.send_to(shard, req, reply, i)
-            return
-        for i, child in enumerate(self.children):
-            child.send(req, reply, i)
+    def journal_key(self, key: bytes) -> None:
+        """Every child may hold an old value of ``key``."""
+        for child in self.children:
+            child.journal_key(key)
 
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
@@ -270,6 +237,11 @@ class AllAsync(Route):
             child.send(req, drop, None)
         cb(token, reply)
 
+    def journal_key(self, key: bytes) -> None:
+        """Every child may hold an old value of ``key``."""
+        for child in self.children:
+            child.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
         return unique_backends(self.children)
@@ -288,6 +260,11 @@ class Split(Route):
         """``a`` answers, ``b`` gets a copy."""
         self.a.send(req, cb, token)
         self.b.send(req, drop, None)
+
+    def journal_key(self, key: bytes) -> None:
+        """Both sides may hold an old value of ``key``."""
+        self.a.journal_key(key)
+        self.b.journal_key(key)
 
     def backends(self) -> Iterator[Backend]:
         """Both sides' backends."""

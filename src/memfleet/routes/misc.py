@@ -41,6 +41,11 @@ class RandomRoute(Route):
         """Pick a child."""
         random.choice(self.children).send(req, cb, token)
 
+    def journal_key(self, key: bytes) -> None:
+        """Every child may hold an old value of ``key``."""
+        for child in self.children:
+            child.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """All children's backends."""
         return unique_backends(self.children)
@@ -64,6 +69,14 @@ class PrefixRoute(Route):
                 route.send(req, cb, token)
                 return
         self.default.send(req, cb, token)
+
+    def journal_key(self, key: bytes) -> None:
+        """The branch ``key`` goes to."""
+        for prefix, route in self.prefixes:
+            if key.startswith(prefix):
+                route.journal_key(key)
+                return
+        self.default.journal_key(key)
 
     def backends(self) -> Iterator[Backend]:
         """All branches' backends."""

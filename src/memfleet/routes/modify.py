@@ -60,6 +60,10 @@ class TTLRoute(Route):
         """Rewrite storage requests, pass the rest through."""
         self.child.send(cap_ttl(req, self.ttl), cb, token)
 
+    def journal_key(self, key: bytes) -> None:
+        """The child's."""
+        self.child.journal_key(key)
+
     def backends(self) -> Iterator[Backend]:
         """The child's backends."""
         return self.child.backends()

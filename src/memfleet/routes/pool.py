@@ -8,6 +8,7 @@ from typing import Final
 import xxhash
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.fence import FENCE, WriteFence
 from memfleet.backends.hashing import jump_hash
 from memfleet.backends.pool import Pool
 from memfleet.protocol import errors
@@ -21,6 +22,7 @@ _xxh3: Final = xxhash.xxh3_64_intdigest
 FAILURE: Final = errors.BACKEND_FAILURE
 
 _WRITES: Final = WRITES  # from the command table: a replica that missed one is stale
+_FENCE: Final[WriteFence] = FENCE
 
 
 def _after_write(token: tuple[Backend, bytes, ReplyCallback, object], reply: bytes) -> None:
@@ -37,10 +39,12 @@ class PoolRoute(Route):
     """Sends a request to the backend its key hashes to.
 
     In a pool whose backends journal for rejoin, a write the backend did not acknowledge is
-    recorded on it (see ``Backend.missed_write``).
+    recorded on it (see ``Backend.missed_write``). In a pool a fill or a repair may write to
+    (``fenced``: under a replicated or failover route), every write is counted in the write
+    fence first, so that no copy made from an earlier read lands after it.
     """
 
-    __slots__ = ("_journal", "_jump", "_n", "_one", "_seed64", "backend_list", "pool")
+    __slots__ = ("_journal", "_jump", "_n", "_one", "_seed64", "_track", "backend_list", "pool")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -51,6 +55,16 @@ class PoolRoute(Route):
         self._n = len(pool.backends)
         self._one = pool.backends[0] if len(pool.backends) == 1 else None
         self._journal = any(b.journals for b in pool.backends)
+        self._track = self._journal
+
+    @property
+    def fenced(self) -> bool:
+        """Whether this pool's writes are counted in the write fence."""
+        return self._track
+
+    @fenced.setter
+    def fenced(self, value: bool) -> None:
+        self._track = value or self._journal
 
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Forward ``req`` as it is to its key's backend."""
@@ -59,10 +73,20 @@ class PoolRoute(Route):
     def send_to(self, index: int, req: Request, cb: ReplyCallback, token: object) -> None:
         """Forward ``req`` to backend ``index`` (its key's, as ``shard`` computed it)."""
         b = self.backend_list[index]
-        if self._journal and req.cmd in _WRITES:
-            b.send(req.wire, _AFTER_WRITE, (b, req.key, cb, token))
-        else:
-            b.send(req.wire, cb, token)
+        if self._track and req.cmd in _WRITES:
+            _FENCE.bump(req.key)
+            if self._journal:
+                b.send(req.wire, _AFTER_WRITE, (b, req.key, cb, token))
+                return
+        b.send(req.wire, cb, token)
+
+    def backend_for(self, key: bytes) -> Backend:
+        """The backend ``key`` goes to."""
+        return self.backend_list[self.shard(key)]
+
+    def journal_key(self, key: bytes) -> None:
+        """The key's backend may hold an old value of ``key``."""
+        self.backend_list[self.shard(key)].missed_write(key)
 
     def placement_key(self) -> tuple[int, int]:
         """Pools with equal placement keys put every key on the same backend index."""
@@ -84,3 +108,12 @@ class PoolRoute(Route):
 
     def __repr__(self) -> str:
         return f"PoolRoute({self.pool.name})"
+
+
+def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
+    """The children as pools, if they all place keys alike (pools of one size and seed, as
+    the topologies build replicas): a key is then hashed once for all of them."""
+    pools = [c for c in children if type(c) is PoolRoute]
+    if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
+        return pools
+    return None

@@ -19,6 +19,9 @@ Placement = Literal["aligned", "independent"]
 
 # Reads answered by the fastest replica; every other command goes to all replicas and waits.
 READ_COMMANDS = ("get", "gets", "mg")
+# Replicated writes: acknowledged by the replicas in service; one that misses a write is
+# journaled and out of service until repaired, so one replica down is no client error.
+ACK = {"ack": "available"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,11 @@ class Topology:
             seed = self.pool_seed(name)
             if seed is not None:
                 pool["seed"] = seed
-            if self.replica_count > 1:
+            # Written out although it is what an unset rejoin means under these routes: the
+            # printed config says how each pool comes back from an outage.
+            if self.replica_count > 1 or (self.name == "local-failover"):
+                pool.setdefault("rejoin", "repair")
+            elif self.name == "gutter" and name == "main":
                 pool.setdefault("rejoin", "invalidate")
         cfg: dict[str, Any] = {"listen": listen, "pools": pools, "routes": self._routes()}
         if self.name == "local-failover":
@@ -128,7 +135,7 @@ class Topology:
             # the hit is copied back to the replica that missed it.
             read = {"allfastest": {"children": replicas, "miss": True, "fill_ttl": self.fill_ttl}}
             routes: dict[str, Any] = {c: copy.deepcopy(read) for c in READ_COMMANDS}
-            routes["default"] = {"allsync": {"children": replicas}}
+            routes["default"] = {"allsync": {"children": replicas, **ACK}}
             return routes
         if n == "local-failover":
             local = {"ttl": {"ttl": self.local_ttl_max, "child": "local"}}
@@ -140,7 +147,7 @@ class Topology:
                 }
             }
             routes = {c: copy.deepcopy(read) for c in READ_COMMANDS}
-            routes["default"] = {"allsync": {"children": [copy.deepcopy(local), "cluster"]}}
+            routes["default"] = {"allsync": {"children": [copy.deepcopy(local), "cluster"], **ACK}}
             return routes
         # gutter: the main pool; the gutter only when the main node errors, with a short TTL.
         gutter_write = {"ttl": {"ttl": self.gutter_ttl, "child": "gutter"}}

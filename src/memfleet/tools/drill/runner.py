@@ -22,6 +22,7 @@ from memfleet.tools.drill.options import (
 )
 from memfleet.tools.drill.plot import plot
 from memfleet.tools.drill.report import report_document
+from memfleet.tools.drill.stale import StaleChecker
 from memfleet.tools.drill.summary import TopologyResult, series_point, summarize
 from memfleet.tools.drill.verify import verify_when_settled
 
@@ -63,11 +64,15 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
         injector = Injector(fleet, opts.fault, victim, t0 + opts.duration * opts.fault_at,
                             t0 + opts.duration * opts.heal_at)  # fmt: skip
         injector.start()
+        checker = StaleChecker(host, port, opts.duration + start_delay + 5)
+        checker.start()
         try:
             bench = run(cfg, start_delay=start_delay)
         finally:
             injector.cancel()
             injector.join(30)
+            checker.stop()
+            checker.join(30)
         if injector.error:
             raise DrillError(f"{topology}: {opts.fault}: {injector.error}")
         result.fault_start = (injector.injected_at or t0) - t0
@@ -78,8 +83,15 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
         result.summary = summarize(result.series, result.fault_start, result.fault_end,
                                    verify, bench.total)  # fmt: skip
         s = result.summary
+        stale = checker.counts
+        # The checker's own requests: errors, misses and stale reads of keys it rewrites.
+        s.update(stale_reads=stale.stale, stale_checked_reads=stale.reads,
+                 stale_checker_errors=stale.write_errors + stale.read_errors,
+                 stale_checker_misses=stale.misses, stale_examples=stale.examples)  # fmt: skip
         say(f"{topology}: {s['errors']} errors ({s['read_errors']} reads), "
-            f"{s['keys_lost']} of {s['keys_written']} keys lost")  # fmt: skip
+            f"{s['keys_lost']} of {s['keys_written']} keys lost, {stale.stale} stale reads "
+            f"of {stale.reads} checked ({s['stale_checker_errors']} checker errors, "
+            f"{stale.misses} misses)")  # fmt: skip
     finally:
         fleet.stop()
     return result
