@@ -199,6 +199,8 @@ class ProxyConfig(BaseModel):
     routes: dict[str, Any]
     named_routes: dict[str, Any] = Field(default_factory=dict)
     max_item_size: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # A get line still arriving past this many bytes is streamed (a get of any length is
+    # answered; this is what its line may cost the proxy).
     max_line_length: int = Field(64 * 1024, ge=2048, le=64 * 1024 * 1024)
     limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig.model_validate({}))
     # TLS for clients: cert and key (and a CA to require client certificates).

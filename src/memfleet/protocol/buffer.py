@@ -1,5 +1,5 @@
 """What the request parser and the reply framer share: the unparsed tail of a byte stream,
-and decimal numbers read in place."""
+and decimal numbers, read in place or checked as memcached's strtol and strtoul check them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from mypy_extensions import i64
 
 # More digits than this are never accumulated: any 18-digit number fits in an i64.
 MAX_DIGITS: Final = 18
+_U64: Final = 2**64
 
 
 def read_digits(buf: bytes, i: i64, n: i64) -> tuple[i64, i64]:
@@ -81,3 +82,28 @@ class PendingBytes:
         self._chunks = []
         self.size = 0
         self._need = 0
+
+
+def parse_int(tok: bytes) -> int | None:
+    """Digits with an optional sign, as C's strtol/strtoul accept them; None otherwise."""
+    n = len(tok)
+    end, v = read_digits(tok, 0, n)  # the usual short unsigned number, without int()
+    if end == n and v >= 0:
+        return v
+    if tok.isdigit():
+        return int(tok)
+    if len(tok) > 1 and tok[0] in b"+-" and tok[1:].isdigit():
+        return int(tok)
+    return None
+
+
+def ok_flags(tok: bytes) -> bool:
+    """memcached's ``safe_strtoul``: any unsigned 64-bit number, negatives refused."""
+    v = parse_int(tok)
+    return v is not None and (v == 0 or 0 < v < _U64)
+
+
+def ok_exptime(tok: bytes) -> bool:
+    """memcached's ``safe_strtol`` for a 32-bit signed exptime."""
+    v = parse_int(tok)
+    return v is not None and -(2**63) <= v < 2**63

@@ -55,7 +55,7 @@ class RequestParser(TextFramer):
     def can_bypass(self) -> bool:
         """True when nothing is buffered and no policy needs every request parsed, so a read
         may take the fast paths; the connection then counts as having spoken text."""
-        if self._rest.size or self._swallow or self._closed or not self.fast:
+        if self._rest.size or self._swallow or self._skip_line or self._closed or not self.fast:
             return False
         self._fresh = False
         return True

@@ -45,7 +45,9 @@ class Request:
     the command line's tokens after the command name.
     """
 
-    __slots__ = ("args", "cmd", "effects", "key", "keys", "kind", "prefix", "reply", "wire")
+    __slots__ = (
+        "args", "cmd", "effects", "key", "keys", "kind", "more", "prefix", "reply", "wire",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -66,6 +68,9 @@ class Request:
         # For get-family requests: the command line up to the keys (``b"gat 30"``), used to
         # build one request per key.
         self.prefix = b""
+        # A get line longer than a read is handed over in parts as its keys arrive: every
+        # part but the last has ``more`` (its reply carries no END).
+        self.more = False
         # What the request does (``memfleet.protocol.commands`` effect bits); -1 until asked:
         # the policy gate computes it from ``cmd`` and ``args`` only when a deny-list is set.
         # Requests the proxy makes up (a binary translation, an unlink) set it themselves.

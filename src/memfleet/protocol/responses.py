@@ -216,6 +216,13 @@ def _value_end(buf: bytes, i: i64, n: i64) -> i64:
     return i + 4 + size
 
 
+def merge_get_values(parts: list[bytes]) -> bytes:
+    """The VALUE blocks of per-key replies, in order, without END: one part of a get sent on
+    in chunks (``memfleet.proxy.connection``). A key whose backend failed is a miss; a part
+    cannot stand for the whole get, so no part is ever an error."""
+    return b"".join(p[:-5] if p.endswith(b"END\r\n") else p for p in parts if p.startswith(b"V"))
+
+
 def merge_get_replies(parts: list[bytes]) -> bytes:
     """One get reply from per-key replies, in the client's key order, with a single END.
 

@@ -7,9 +7,8 @@ and are written strictly in request order. A reply is written at once when nothi
 outstanding and nothing later is in flight; otherwise replies are gathered and written once per
 event-loop turn.
 
-The binary protocol (``memfleet.proxy.binary_connection``) subclasses this class: it turns
-each binary request into the same ``Request`` and comes through the same ``dispatch``, and it
-translates the text reply each slot gets back into a binary packet.
+The binary protocol (``memfleet.proxy.binary_connection``) subclasses this class: the same
+``Request``s through the same ``dispatch``; each slot's text reply is translated back.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from memfleet.protocol import errors
 from memfleet.protocol.commands import COUNTER
 from memfleet.protocol.parse import RequestSink
 from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
-from memfleet.protocol.responses import merge_get_replies
+from memfleet.protocol.responses import merge_get_replies, merge_get_values
 from memfleet.proxy import answers
 from memfleet.proxy.budget import HINT_MIN, learn
 from memfleet.proxy.client_flow import ClientFlow
@@ -38,6 +37,8 @@ log = logging.getLogger("memfleet.proxy")
 # One line per client protocol error, with the peer; a flood is summarised, not echoed.
 protocol_error_log = RateLimitedLog(log, "client_protocol_error")
 _CRLF: Final = b"\r\n"
+# Keys of one get sent on at once: at the floor estimate one chunk is a whole budget.
+GET_CHUNK: Final = 64
 
 
 def _drop(_token: object, _reply: bytes) -> None:
@@ -51,8 +52,9 @@ class ClientConnection(ClientFlow):
     """One client: parse, pass the gate, dispatch to the route tree, write replies in order."""
 
     __slots__ = (
-        "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_out", "_ready",
-        "_registered", "idle_for", "partial_for", "stalled_for", "stats", "sweep_next", "user",
+        "_close_at", "_deliver_cb", "_flush_handle", "_get_cb", "_get_parts", "_get_rest",
+        "_out", "_ready", "_registered", "idle_for", "partial_for", "stalled_for", "stats",
+        "sweep_next", "user",
     )  # fmt: skip
 
     def __init__(self, serving: Serving) -> None:
@@ -69,6 +71,9 @@ class ClientConnection(ClientFlow):
         self._flush_handle: asyncio.Handle | None = None
         self._close_at = -1  # write up to this reply, then close
         self._registered = False
+        # The rest of a long get, waiting for the budget: the request and its next key.
+        self._get_rest: tuple[Request, int] | None = None
+        self._get_parts = False  # between the parts of a get line longer than a read
         self.policy_changed(serving.gate)
         # Kept for the limits sweep (memfleet.proxy.limits.Sweeper).
         self.sweep_next = 0
@@ -153,23 +158,13 @@ class ClientConnection(ClientFlow):
         self._unauthenticated(req)
 
     def _unauthenticated(self, req: Request) -> None:
-        # memcached's -Y: until authenticated, only `set <any> 0 0 <len>` carrying
-        # "<user> <password>" is accepted; it is answered even with noreply.
-        if req.kind is not Kind.KEYED or req.cmd != b"set":
-            if req.kind is Kind.CLOSE or req.kind is Kind.BINARY:
-                self._execute(req)  # the connection closes or changes protocol
-            else:
-                self._local(errors.UNAUTHENTICATED)
+        if req.kind is Kind.CLOSE or req.kind is Kind.BINARY:
+            self._execute(req)  # the connection closes or changes protocol
             return
-        data = req.wire[req.wire.index(b"\n") + 1 : -2]
-        user, sep, password = data.partition(b" ")
-        if not sep or not user or not password:
-            self._local(errors.BAD_AUTH_TOKEN)
-        elif self.serving.gate.login(user, password, self.peer):
+        reply, user = self.serving.gate.ascii_login(req, self.peer)
+        if user is not None:
             self.user = user
-            self._local(errors.STORED)
-        else:
-            self._local(errors.AUTH_FAILURE)
+        self._local(reply)
 
     def dispatch(self, req: Request) -> None:
         """Pass one request through the gate and send it on its way; its reply slot keeps
@@ -290,27 +285,90 @@ class ClientConnection(ClientFlow):
         keys = req.keys
         n = len(keys)
         self.stats.cmd_get += n
+        if n != 1 or req.more or self._get_parts:
+            self._get_from(req, 0)
+            return
         seq = self._take_slot()
-        if n > 1:
-            self._reserve(seq, (n - 1) * self._est)  # one estimate per key
         if self._hints.sizes:
-            for key in keys:
-                self._hint(seq, key)
-        root = self.serving.root
-        if n == 1:
-            root.send(req, self._get_cb, seq)
-        else:
-            gather = answers.Gather(self._deliver_cb, seq, n, self._merge_get)
-            prefix = req.prefix + b" "
-            for i, key in enumerate(keys):
-                sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
-                sub.keys = [key]
-                sub.prefix = req.prefix
-                root.send(sub, gather.part, i)
+            self._hint(seq, keys[0])
+        self.serving.root.send(req, self._get_cb, seq)
         if (self._next - self._head) * self._est + self._extra > self._budget:
             self._spent()
 
+    def _get_from(self, req: Request, start: int) -> None:
+        """A get of many keys (or one part of a get line longer than a read), sent on
+        GET_CHUNK keys at a time, each chunk in its own reply slot (only the last ends with
+        END): the budget is checked after each chunk, and once spent the rest waits for
+        ``_continue``, so a get of any length costs the proxy its budget, not its length."""
+        keys = req.keys
+        n = len(keys)
+        root = self.serving.root
+        prefix = req.prefix + b" "
+        while True:
+            end = min(n, start + GET_CHUNK)
+            last = end == n
+            seq = self._take_slot()
+            count = end - start
+            if count > 1:
+                self._reserve(seq, (count - 1) * self._est)
+            if not count:  # a streamed line's last part held no key: its END
+                self._get_parts = req.more
+                self.deliver(seq, b"" if req.more else errors.END)
+                return
+            if req.more:
+                self._get_parts = True  # a line handed over in parts: its last part ends it
+                merge = self._merge_get_values
+            elif not last:
+                merge = self._merge_get_values
+            elif start or self._get_parts:
+                self._get_parts = False
+                merge = self._merge_get_end
+            else:
+                # The whole get in one chunk: if every key failed, the client gets the error.
+                merge = self._merge_get
+            gather = answers.Gather(self._deliver_cb, seq, count, merge)
+            for i in range(start, end):
+                key = keys[i]
+                if self._hints.sizes:
+                    self._hint(seq, key)
+                sub = Request(Kind.GET, req.cmd, prefix + key + _CRLF, key)
+                sub.keys = [key]
+                sub.prefix = req.prefix
+                root.send(sub, gather.part, i - start)
+            if last:
+                break
+            start = end
+            if (self._next - self._head) * self._est + self._extra > self._budget:
+                self._get_rest = (req, start)
+                self._spent()
+                return
+        if (self._next - self._head) * self._est + self._extra > self._budget:
+            self._spent()
+
+    def _continue(self) -> None:
+        rest = self._get_rest
+        if rest is not None:
+            self._get_rest = None
+            self._get_from(rest[0], rest[1])
+            if self._get_rest is not None:
+                return  # spent again
+        self.parser.resume(self._sink)
+
+    def _requests_held(self) -> bool:
+        return self._get_rest is not None or self.parser.held
+
+    def _merge_get_end(self, parts: list[bytes]) -> bytes:
+        return self._merge_get_values(parts) + errors.END
+
+    def _merge_get_values(self, parts: list[bytes]) -> bytes:
+        self._count_get(parts)
+        return merge_get_values(parts)
+
     def _merge_get(self, parts: list[bytes]) -> bytes:
+        self._count_get(parts)
+        return merge_get_replies(parts)
+
+    def _count_get(self, parts: list[bytes]) -> None:
         est = self._est
         for p in parts:
             if p.startswith(b"V"):
@@ -322,7 +380,6 @@ class ClientConnection(ClientFlow):
                 self._hints.note_reply(p)
             est = learn(est, size, self._floor)
         self._est = est
-        return merge_get_replies(parts)
 
     # -- replies -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Final
 
 from memfleet.logs import LimitEvents
 from memfleet.observe.stats import ProxyStats
+from memfleet.protocol import errors
 from memfleet.protocol.commands import effect_names
 from memfleet.protocol.requests import Kind, Request
 from memfleet.proxy.auth import PasswordFile
@@ -66,6 +67,20 @@ class PolicyGate:
             return True
         self.events.warning("auth", "client %s failed to authenticate", peer)
         return False
+
+    def ascii_login(self, req: Request, peer: object) -> tuple[bytes, bytes | None]:
+        """memcached's -Y: until authenticated, only ``set <any> 0 0 <len>`` carrying
+        ``<user> <password>`` is accepted (answered even with noreply). Returns the reply and
+        the user now authenticated (None if not)."""
+        if req.kind is not Kind.KEYED or req.cmd != b"set":
+            return errors.UNAUTHENTICATED, None
+        data = req.wire[req.wire.index(b"\n") + 1 : -2]
+        user, sep, password = data.partition(b" ")
+        if not sep or not user or not password:
+            return errors.BAD_AUTH_TOKEN, None
+        if self.login(user, password, peer):
+            return errors.STORED, user
+        return errors.AUTH_FAILURE, None
 
     def knows(self, user: bytes) -> bool:
         """True while ``user`` may stay connected: no authentication, or still in the file."""

@@ -89,13 +89,33 @@ def test_binary_magic_hands_the_connection_over() -> None:
     assert p.feed(b"get k\r\n") == []
 
 
-def test_long_line_without_newline_closes() -> None:
+def test_long_lines_follow_memcacheds_rule() -> None:
+    # A line that is not a get closes the connection silently once it is longer than
+    # memcached's 16 KiB read buffer (complete or not); up to that it is parsed.
+    [r] = RequestParser().feed(b"x" * (16 * 1024 + 1))
+    assert r.kind is Kind.CLOSE and r.wire == b""
+    [r] = RequestParser().feed(b"touch " + b"a" * 3000 + b" 0\r\n")
+    assert r.kind is Kind.LOCAL and r.wire == errors.BAD_FORMAT
+    [r] = RequestParser().feed(b"gat 0 " + b"k " * 3000 + b"\r\n")
+    assert r.kind is Kind.GET and len(r.keys) == 3000
+
+
+def test_a_get_line_longer_than_the_limit_is_handed_over_in_parts() -> None:
     p = RequestParser(max_line_length=4096)
-    assert p.feed(b"get " + b"k" * 3000) == []  # a get may be long...
-    [r] = p.feed(b"k" * 2000)  # ...up to the limit
-    assert r.kind is Kind.CLOSE and r.wire == errors.LINE_TOO_LONG
-    [r] = RequestParser().feed(b"x" * 2049)  # anything else: memcached's 2048
-    assert r.kind is Kind.CLOSE
+    line = b"get " + b" ".join(b"key%d" % i for i in range(2000)) + b"\r\n"
+    got: list[Request] = []
+    for i in range(0, len(line), 1000):
+        got += p.feed(line[i : i + 1000])
+        assert p.buffered <= 4096 + 1000  # never the whole line
+    assert all(r.kind is Kind.GET for r in got)
+    assert [r.more for r in got] == [True] * (len(got) - 1) + [False]
+    assert [k for r in got for k in r.keys] == [b"key%d" % i for i in range(2000)]
+    # A key over 250 bytes in a later part: memcached's error, and the rest of the line
+    # (still arriving) is dropped, not parsed.
+    p = RequestParser(max_line_length=4096)
+    got = p.feed(b"get " + b"k " * 3000 + b"z" * 300 + b" k")
+    assert got[-1].wire == errors.BAD_FORMAT
+    assert p.feed(b" more keys\r\nget k\r\n")[0].keys == [b"k"]
 
 
 def test_quit_stops_parsing() -> None:
@@ -204,7 +224,7 @@ def test_garbage_one_request_at_a_time_matches_feed(data: bytes, cuts: list[int]
 @given(st.text(alphabet="0123456789+- x\u0663", max_size=24))
 @settings(max_examples=500)
 def test_numbers_are_read_as_strtol_reads_them(text: str) -> None:
-    from memfleet.protocol.text_framing import _parse_int
+    from memfleet.protocol.buffer import parse_int as _parse_int
 
     tok = text.encode()
     # The reference: optional sign, then ASCII digits only (Arabic-Indic digits are refused).
