@@ -311,14 +311,18 @@ def registry_for(proxy: ProxyView) -> CollectorRegistry:
 
 
 class MetricsServer:
-    """A minimal HTTP/1.1 server on the proxy's loop: ``/metrics``, ``/healthz``, ``/readyz``."""
+    """A minimal HTTP/1.1 server on the proxy's loop: ``/metrics``, ``/healthz``, ``/readyz``,
+    and the status page (``/``, ``/status.json``: :mod:`memfleet.observe.status_page`)."""
 
     MAX_REQUEST = 8192
     READ_TIMEOUT = 5.0
 
     def __init__(self, proxy: ProxyView) -> None:
+        from memfleet.observe.status_page import StatusPage
+
         self.proxy = proxy
         self.registry = registry_for(proxy)
+        self.page = StatusPage(proxy)  # `/` and `/status.json`
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -338,6 +342,8 @@ class MetricsServer:
         if path == "/readyz":
             ok, why = readiness(self.proxy)
             return (200 if ok else 503), "text/plain", why.encode() + b"\n"
+        if path in ("/", "/status.json"):
+            return self.page.respond(path)
         return 404, "text/plain", b"not found\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -351,8 +357,11 @@ class MetricsServer:
             reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}.get(
                 status, "Service Unavailable"
             )
+            from memfleet.observe.status_page import HEADERS
+
+            extra = "".join(f"{k}: {v}\r\n" for k, v in HEADERS)  # a strict CSP on every answer
             hdr = (
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             ).encode()
             writer.write(hdr if parts[0] == b"HEAD" else hdr + body)
