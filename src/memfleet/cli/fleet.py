@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from memfleet.cli.helptext import ManCommand
 from memfleet.fleet.hosts import hosts_unavailable
 from memfleet.fleet.local.layout import config_layout, topology_layout
 from memfleet.fleet.local.lifecycle import run_up
@@ -25,6 +24,7 @@ from memfleet.fleet.local.registry import DEFAULT_NAME, check_name
 from memfleet.fleet.local.restarts import RESTART_POLICIES
 from memfleet.fleet.node.binary import find_memcached
 from memfleet.fleet.node.messages import NodeError
+from memfleet.manpage import ManCommand
 from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES, Topology
 
 UP_EXAMPLES = (

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from memfleet.cli.helptext import ManCommand
 from memfleet.fleet.hosts import HostsError, fault
 from memfleet.fleet.local.down import stop_fleet
 from memfleet.fleet.local.messages import FleetError
@@ -19,6 +18,7 @@ from memfleet.fleet.local.registry import DEFAULT_NAME, check_name, state_path
 from memfleet.fleet.local.state import read_state
 from memfleet.fleet.local.status import StatusReader
 from memfleet.fleet.local.status_view import format_status
+from memfleet.manpage import ManCommand
 
 NAME_HELP = "The fleet, as `memfleet up --name` named it."
 STATE_FILE_HELP = "Read this state file (`up --state-file`) instead of the named fleet's."

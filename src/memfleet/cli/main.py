@@ -12,8 +12,8 @@ import sys
 import click
 
 from memfleet import __version__
-from memfleet.cli.helptext import ENVIRONMENT, ManCommand, ManGroup
 from memfleet.config import ConfigError, load_config, parse_hostport
+from memfleet.manpage import ENVIRONMENT, ManCommand, ManGroup
 from memfleet.topology.options import topology_options
 from memfleet.topology.presets import Topology, template_address
 

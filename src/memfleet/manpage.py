@@ -5,6 +5,9 @@ click cuts a command's summary in the group's list at about 45 characters (``hea
 and wraps long words anywhere, a default included; the classes here list whole summaries,
 wrap only between words, and add the ``Examples``, ``Exit status`` and ``Environment``
 sections. Every command of ``memfleet`` uses them (tests/unit/test_help.py checks it).
+
+This module stands beside the packages, not in :mod:`memfleet.cli`: ``memfleet node`` (run as
+``python -m memfleet.fleet.node``, without the command line) uses it too.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class ManContext(click.Context):
 def _sections(
     formatter: click.HelpFormatter,
     examples: Sequence[tuple[str, str]],
-    exit_codes: Sequence[tuple[int, str]],
+    exit_codes: Sequence[tuple[int | str, str]],
     environment: Sequence[tuple[str, str]],
 ) -> None:
     assert isinstance(formatter, ManFormatter)
@@ -106,7 +109,7 @@ class ManCommand(click.Command):
         self,
         *args: Any,
         examples: Sequence[tuple[str, str]] = (),
-        exit_codes: Sequence[tuple[int, str]] = (),
+        exit_codes: Sequence[tuple[int | str, str]] = (),
         environment: Sequence[tuple[str, str]] = ENVIRONMENT,
         **kwargs: Any,
     ) -> None:
@@ -135,7 +138,7 @@ class ManGroup(click.Group):
         self,
         *args: Any,
         examples: Sequence[tuple[str, str]] = (),
-        exit_codes: Sequence[tuple[int, str]] = (),
+        exit_codes: Sequence[tuple[int | str, str]] = (),
         environment: Sequence[tuple[str, str]] = ENVIRONMENT,
         **kwargs: Any,
     ) -> None:
