@@ -20,7 +20,7 @@ from memfleet.backends.backend import Backend, LatencyHistogram
 from memfleet.observe.stats import backend_in_flight, reconnects
 
 if TYPE_CHECKING:
-    from memfleet.observe.metrics import ProxyView
+    from memfleet.observe.view import ProxyView
 
 WINDOW = 1.0  # seconds: the shortest window rates are computed over
 
@@ -167,7 +167,7 @@ def describe_route(spec: Any, named: dict[str, Any], depth: int = 0) -> dict[str
 
 def snapshot(p: ProxyView, sampler: StatusSampler) -> dict[str, Any]:
     """The whole document the page shows."""
-    from memfleet.observe.metrics import readiness, top_level_routes
+    from memfleet.observe.view import readiness, top_level_routes
 
     st = p.stats
     backends = p.all_backends()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from memfleet.observe.status_data import StatusSampler, snapshot
 
 if TYPE_CHECKING:
-    from memfleet.observe.metrics import ProxyView
+    from memfleet.observe.view import ProxyView
 
 REFRESH_SECONDS = 2
 
