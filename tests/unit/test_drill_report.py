@@ -16,8 +16,16 @@ plot = pytest.importorskip("memfleet.tools.drill.plot")
 
 
 def point(t: int, ops: float, errors: float, hit: float | None = 1.0) -> dict[str, Any]:
-    return {"t": t, "ops_per_sec": ops, "hit_rate": hit, "error_rate": errors,
-            "errors": int(errors * ops), "get_errors": 0, "set_errors": 0, "p99_ms": 1.0}  # fmt: skip
+    return {
+        "t": t,
+        "ops_per_sec": ops,
+        "hit_rate": hit,
+        "error_rate": errors,
+        "errors": int(errors * ops),
+        "get_errors": 0,
+        "set_errors": 0,
+        "p99_ms": 1.0,
+    }
 
 
 def result(name: str, errors: float, lost: int = 0, ttr: float | None = 3.0) -> TopologyResult:
