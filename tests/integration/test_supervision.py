@@ -173,6 +173,13 @@ def test_a_fleet_name_is_taken_while_it_runs(start_up: StartUp, tmp_path: Path) 
     assert "memfleet down --name one" in second.stderr
     assert status("--name", "one")[0] == 0
     assert status()[0] == 2  # `default` is another fleet
+    # --watch refreshes (bounded here by --count): one JSON document per refresh.
+    r = memfleet("status", "--name", "one", "--watch", "--count", "2", "--interval", "0.5",
+                 "--json")  # fmt: skip
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(docs) == 2
+    assert all(d["exit_code"] == 0 and len(d["nodes"]) == 2 for d in docs)
+    assert docs[1]["taken"] > docs[0]["taken"]
 
 
 def test_a_busy_metrics_port_is_named(tmp_path: Path) -> None:

@@ -124,10 +124,10 @@ def parse_metrics(value: str) -> tuple[str, int] | None:
     "--metrics",
     "metrics",
     default="127.0.0.1:0",
-    show_default="127.0.0.1:0, a free loopback port",
     metavar="HOST:PORT|off",
     help="Where the proxy serves its status page (/), "
-    "Prometheus /metrics, /healthz and /readyz (port 0: a free one; off: none).",
+    "Prometheus /metrics, /healthz and /readyz (port 0: a free one; off: none).  "
+    "[default: 127.0.0.1:0, a free loopback port]",
 )
 @click.option(
     "--name",

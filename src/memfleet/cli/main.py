@@ -169,8 +169,9 @@ def proxy(
     if workers > 1:
         try:
             sys.exit(_supervise(workers, cfg.listen if listen is None else listen, metrics))
-        except OSError as exc:
-            click.echo(f"memfleet: --metrics {metrics}: cannot listen: {_why(exc)}", err=True)
+        except OSError as exc:  # the merged metrics port is the one thing bound here
+            what = f"--metrics {metrics}: cannot listen" if metrics else "cannot start workers"
+            click.echo(f"memfleet: {what}: {_why(exc)}", err=True)
             sys.exit(1)
     if not no_uvloop:
         install_uvloop()
