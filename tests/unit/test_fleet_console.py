@@ -140,3 +140,20 @@ def test_status_table_names_what_is_wrong() -> None:
     assert text.splitlines()[-1] == "degraded: memcached-1 down (exited with status 137 (SIGKILL))"
     ok = format_status(fleet(node("memcached-0")))
     assert ok.splitlines()[-1] == "ok: the proxy and all 1 nodes are up"
+
+
+def test_the_status_page_reads_the_journal_either_way() -> None:
+    from types import SimpleNamespace
+
+    from memfleet.observe.status_data import backend_state, rejoin_view, repaired
+
+    # A backend with a public count (-1: a flush is due) ...
+    public = SimpleNamespace(journaled=7, down=True, failures=0, invalidated=2, repaired=3)
+    assert rejoin_view(public) == (7, False) and backend_state(public) == "repair"  # type: ignore[arg-type]
+    assert repaired(public) == 5  # type: ignore[arg-type]
+    flush = SimpleNamespace(journaled=-1, down=True, failures=0)
+    assert rejoin_view(flush) == (None, True) and backend_state(flush) == "repair"  # type: ignore[arg-type]
+    # ... or only its journal; down with nothing to repair is plain down.
+    inner = SimpleNamespace(_journal={b"k"}, _flush_on_rejoin=False, down=False, failures=1)
+    assert rejoin_view(inner) == (1, False) and backend_state(inner) == "failing"  # type: ignore[arg-type]
+    assert backend_state(SimpleNamespace(_journal=set(), down=True, failures=3)) == "down"  # type: ignore[arg-type]

@@ -245,7 +245,9 @@ async def _run_proxy(
         from memfleet.observe import metrics as metrics_mod
 
         metrics_mod.enable(proxy)  # before the first client: latency is measured from then on
-        metrics_server = metrics_mod.MetricsServer(proxy)
+        from memfleet.observe.status_page import StatusPage
+
+        metrics_server = metrics_mod.MetricsServer(proxy, StatusPage(proxy))
         try:
             await metrics_server.start(*parse_hostport(metrics))
         except OSError as exc:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -38,12 +38,44 @@ from prometheus_client.registry import Collector
 from memfleet import __version__
 from memfleet.backends.backend import Backend, LatencyHistogram
 from memfleet.observe.stats import backend_in_flight, reconnects
-from memfleet.observe.view import ProxyView, readiness, top_level_routes
 
 if TYPE_CHECKING:
+    from memfleet.backends.pool import Pool
     from memfleet.config import ProxyConfig
+    from memfleet.observe.stats import ProxyStats
+    from memfleet.routes.base import Route
 
 log = logging.getLogger("memfleet.observe.metrics")
+
+
+class LimitLines(Protocol):
+    """Counters that render as ``STAT`` lines (``memfleet.proxy.limits.LimitCounters``)."""
+
+    def lines(self) -> list[tuple[str, object]]: ...
+
+
+class ProxyView(Protocol):
+    """What the metrics read of the running proxy (``memfleet.proxy.app.Proxy`` is one): a
+    read-only view, so this module does not import the proxy."""
+
+    after_apply: Callable[[], None] | None
+
+    @property
+    def cfg(self) -> ProxyConfig: ...
+    @property
+    def pools(self) -> dict[str, Pool]: ...
+    @property
+    def root(self) -> Route: ...
+    @property
+    def stats(self) -> ProxyStats: ...
+    @property
+    def limit_counters(self) -> LimitLines: ...
+    @property
+    def listening(self) -> bool: ...
+    @property
+    def log_lines_suppressed(self) -> int: ...
+    def all_backends(self) -> list[Backend]: ...
+    def client_in_flight(self) -> Iterator[int]: ...
 
 
 def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
@@ -80,6 +112,38 @@ def enable(proxy: ProxyView) -> None:
 
     histograms()
     proxy.after_apply = histograms  # backends a reload adds are measured too
+
+
+def top_level_routes(proxy: ProxyView) -> dict[str, Route]:
+    """The ``routes:`` entries of the config in force, by name (``default`` included)."""
+    from memfleet.routes.command import CommandRoute
+
+    root = proxy.root
+    if not isinstance(root, CommandRoute):
+        return {"default": root}
+    routes = {"default": root.default}
+    for cmd, r in root.by_command.items():
+        routes[cmd.decode(errors="replace")] = r
+    return routes
+
+
+def readiness(proxy: ProxyView) -> tuple[bool, str]:
+    """Ready: listening, a config loaded, and every top-level route has a live path (a backend
+    it can reach that is not down, or no backend at all: a null route answers by itself).
+
+    Never "every backend up": one cache node out of service must not take every proxy out of
+    its Service (a DaemonSet proxy behind ``internalTrafficPolicy: Local`` would leave the
+    apps of that node with no cache at all)."""
+    if not proxy.listening:
+        return False, "not listening"
+    dead: list[str] = []
+    for name, route in top_level_routes(proxy).items():
+        backends = list(route.backends())
+        if backends and all(b.down for b in backends):
+            dead.append(f"{name} (down: {', '.join(b.name for b in backends)})")
+    if dead:
+        return False, "no live path for route(s): " + "; ".join(sorted(dead))
+    return True, "ready"
 
 
 def _histogram(
@@ -246,19 +310,27 @@ def registry_for(proxy: ProxyView) -> CollectorRegistry:
     return reg
 
 
+class Page(Protocol):
+    """Another page served beside the metrics (the status page,
+    ``memfleet.observe.status_page.StatusPage``, which imports this module)."""
+
+    paths: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+
+    def respond(self, path: str) -> tuple[int, str, bytes]: ...
+
+
 class MetricsServer:
     """A minimal HTTP/1.1 server on the proxy's loop: ``/metrics``, ``/healthz``, ``/readyz``,
-    and the status page (``/``, ``/status.json``: :mod:`memfleet.observe.status_page`)."""
+    and ``page`` (the status page) when given."""
 
     MAX_REQUEST = 8192
     READ_TIMEOUT = 5.0
 
-    def __init__(self, proxy: ProxyView) -> None:
-        from memfleet.observe.status_page import StatusPage
-
+    def __init__(self, proxy: ProxyView, page: Page | None = None) -> None:
         self.proxy = proxy
         self.registry = registry_for(proxy)
-        self.page = StatusPage(proxy)  # `/` and `/status.json`
+        self.page = page
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -278,7 +350,7 @@ class MetricsServer:
         if path == "/readyz":
             ok, why = readiness(self.proxy)
             return (200 if ok else 503), "text/plain", why.encode() + b"\n"
-        if path in ("/", "/status.json"):
+        if self.page is not None and path in self.page.paths:
             return self.page.respond(path)
         return 404, "text/plain", b"not found\n"
 
@@ -293,9 +365,7 @@ class MetricsServer:
             reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}.get(
                 status, "Service Unavailable"
             )
-            from memfleet.observe.status_page import HEADERS
-
-            extra = "".join(f"{k}: {v}\r\n" for k, v in HEADERS)  # a strict CSP on every answer
+            extra = "".join(f"{k}: {v}\r\n" for k, v in self.page.headers) if self.page else ""
             hdr = (
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

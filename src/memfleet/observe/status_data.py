@@ -20,7 +20,7 @@ from memfleet.backends.backend import Backend, LatencyHistogram
 from memfleet.observe.stats import backend_in_flight, reconnects
 
 if TYPE_CHECKING:
-    from memfleet.observe.view import ProxyView
+    from memfleet.observe.metrics import ProxyView
 
 WINDOW = 1.0  # seconds: the shortest window rates are computed over
 
@@ -46,11 +46,20 @@ def percentile_ms(counts: list[int], bounds: tuple[float, ...], q: float) -> flo
 
 
 def rejoin_view(b: Backend) -> tuple[int | None, bool]:
-    """(journaled keys waiting for repair, whether a flush is due instead), read without
-    relying on the journal's inner layout (None when this build keeps none)."""
+    """(journaled keys waiting for repair, whether a flush is due instead). Reads the
+    backend's ``journaled`` count (-1: a flush is due) where it has one, else the size of its
+    journal; None when this build keeps none."""
+    journaled = getattr(b, "journaled", None)
+    if isinstance(journaled, int):
+        return (None, True) if journaled < 0 else (journaled, False)
     journal = getattr(b, "_journal", None)
     keys = len(journal) if isinstance(journal, set | dict | list) else None
     return keys, bool(getattr(b, "_flush_on_rejoin", False))
+
+
+def repaired(b: Backend) -> int:
+    """Journaled keys settled before a rejoin: deleted there, or copied from a replica."""
+    return sum(int(getattr(b, name, 0) or 0) for name in ("invalidated", "repaired"))
 
 
 def backend_state(b: Backend) -> str:
@@ -167,7 +176,7 @@ def describe_route(spec: Any, named: dict[str, Any], depth: int = 0) -> dict[str
 
 def snapshot(p: ProxyView, sampler: StatusSampler) -> dict[str, Any]:
     """The whole document the page shows."""
-    from memfleet.observe.view import readiness, top_level_routes
+    from memfleet.observe.metrics import readiness, top_level_routes
 
     st = p.stats
     backends = p.all_backends()
@@ -200,7 +209,7 @@ def snapshot(p: ProxyView, sampler: StatusSampler) -> dict[str, Any]:
                     "p99_ms": percentile_ms(counts, bounds, 0.99) if counts else None,
                     "journal": keys,
                     "flush_pending": flush,
-                    "repaired": getattr(b, "invalidated", None),
+                    "repaired": repaired(b),
                     "flushes": getattr(b, "rejoin_flushes", None),
                 }
             )

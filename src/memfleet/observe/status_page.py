@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from memfleet.observe.status_data import StatusSampler, snapshot
 
 if TYPE_CHECKING:
-    from memfleet.observe.view import ProxyView
+    from memfleet.observe.metrics import ProxyView
 
 REFRESH_SECONDS = 2
 
@@ -281,7 +281,11 @@ def _finite(value: Any) -> Any:
 
 
 class StatusPage:
-    """``/`` and ``/status.json`` for the metrics server; one sampler for every viewer."""
+    """``/`` and ``/status.json`` for the metrics server; one sampler for every viewer. Its
+    headers (the CSP) go on every answer of the metrics port."""
+
+    paths: tuple[str, ...] = ("/", "/status.json")
+    headers: tuple[tuple[str, str], ...] = HEADERS
 
     def __init__(self, proxy: ProxyView) -> None:
         self.proxy = proxy
