@@ -129,3 +129,21 @@ def results_from_report(doc: dict[str, Any]) -> list[TopologyResult]:
         )
         for t in doc["topologies"]
     ]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m memfleet.tools.drill.plot drill-<fault>.json ...``: draw each report's plot
+    again (beside it, as ``.png``) from the numbers it holds, without running the drill."""
+    import json
+
+    for name in argv:
+        source = Path(name)
+        doc = json.loads(source.read_text())
+        print(plot(results_from_report(doc), doc["fault"], source.with_suffix(".png")))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
