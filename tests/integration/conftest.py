@@ -15,6 +15,19 @@ from tests.integration.fleet_helpers import Cmd, pid_alive, read_state, wait_for
 StartUp = Callable[..., tuple[Cmd, dict[str, Any]]]
 
 
+@pytest.fixture(autouse=True)
+def fleet_runtime_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test's fleets keep their state in a directory of its own (``memfleet up`` names
+    its fleet ``default`` unless told otherwise: tests running side by side, or a developer's
+    own fleet, must not see each other's)."""
+    path = tmp_path_factory.mktemp("xdg-runtime")
+    path.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def start_up(tmp_path: Path) -> Iterator[StartUp]:
     """Start ``memfleet up --port 0 --state-file ...`` and wait for its state file."""

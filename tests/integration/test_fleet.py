@@ -55,7 +55,8 @@ def test_up_defaults_serve_10000_keys_and_stop_cleanly(start_up: StartUp) -> Non
         [sys.executable, "-m", "memfleet", "status", "--state-file", str(up.state_path),
          "--json"], capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert json.loads(status.stdout)["proxy"]["port"] == proxy_port
+    assert status.returncode == 0, status.stdout
+    assert json.loads(status.stdout)["proxy"]["address"] == f"127.0.0.1:{proxy_port}"
 
     up.signal(signal.SIGINT)  # Ctrl-C
     assert up.wait(60) == 0
@@ -103,7 +104,11 @@ def test_status_without_a_fleet(tmp_path: Path) -> None:
         [sys.executable, "-m", "memfleet", "status", "--state-file", str(tmp_path / "x.json")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert r.returncode == 1 and "no such state file" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no such state file" in r.stdout and "Traceback" not in r.stderr
+    # No flags at all: the default fleet, which is not running (exit 2, not a usage error).
+    r = subprocess.run([sys.executable, "-m", "memfleet", "status"], capture_output=True,
+                       text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 2 and "no fleet named 'default' is running" in r.stdout, r
 
 
 def test_up_local_failover_starts_the_local_tier_too(start_up: StartUp) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from memfleet.manpage import ManCommand
 from memfleet.tools.bench.workload import BenchError, parse_ratio
 from memfleet.tools.drill.options import FAULTS, DrillError, DrillOptions
 from memfleet.tools.drill.report import per_second_table, summary_table
@@ -14,28 +15,45 @@ from memfleet.tools.drill.runner import run_drill
 from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 
 
-@click.command("drill")
+@click.command(
+    "drill", cls=ManCommand,
+    examples=(
+        ("memfleet drill", "kill-node on replicated-sharded: 20 s of load, the fault at 6 s, "
+         "the heal at 12 s; a report per second, a summary and a plot."),
+        ("memfleet drill --compare --fault kill-node --duration 20 --out drills/",
+         "All five topologies side by side (docs/drills.md is this run)."),
+        ("memfleet drill --topology gutter --fault hang-node --json", "One topology, its "
+         "memcached frozen (SIGSTOP) instead of killed; the JSON report on stdout."),
+    ),
+    exit_codes=((0, "the drill ran (whatever it found)"),
+                (1, "it could not run: a fleet did not start, warming failed"),
+                (2, "a bad option")),
+    epilog="Faults: kill-node (SIGKILL the node's memcached; healed by restarting it), "
+    "hang-node (SIGSTOP, then SIGCONT), restart-node (a graceful restart of a restartable "
+    "node), kill-host and cut-host (a simulated host killed or cut off: Linux, root). Each "
+    "fleet runs under `memfleet up --restart never`, so nothing but the drill's heal "
+    "brings a node back. 'time to recover' is when errors stopped and throughput came back; "
+    "'data' says whether the keys written before the fault are still readable.",
+)  # fmt: skip
 @click.option("--topology", "topologies", multiple=True, type=click.Choice(TOPOLOGIES),
-              help=f"Topology to drill (repeatable; default {DEFAULT_TOPOLOGY}).")  # fmt: skip
-@click.option("--fault", type=click.Choice(FAULTS), default="kill-node", show_default=True)
+              help=f"Topology to drill (repeatable).  [default: {DEFAULT_TOPOLOGY}; all five "
+              "with --compare]")  # fmt: skip
+@click.option("--fault", type=click.Choice(FAULTS), default="kill-node", show_default=True,
+              help="What breaks (see below).")  # fmt: skip
 @click.option("--duration", type=click.FloatRange(4, 600), default=20.0, show_default=True,
               help="Seconds of load; the fault comes at 30%, the heal at 60%.")  # fmt: skip
-@click.option(
-    "--compare",
-    is_flag=True,
-    help="Drill several topologies side by side (all five unless --topology).",
-)
+@click.option("--compare", is_flag=True,
+              help="Drill several topologies side by side (all five unless "
+              "--topology).")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for the JSON report and the PNG plot.")  # fmt: skip
-@click.option("--keys", type=click.IntRange(10, 1_000_000), default=5_000, show_default=True)
-@click.option(
-    "--rate",
-    type=click.FloatRange(0),
-    default=3_000.0,
-    show_default=True,
-    help="Requests per second of the workload (0: as fast as possible).",
-)
-@click.option("--connections", type=click.IntRange(1, 1000), default=4, show_default=True)
+              help="Directory for the JSON report and the PNG plot.  [default: "
+              "./drill-YYYYMMDD-HHMMSS]")  # fmt: skip
+@click.option("--keys", type=click.IntRange(10, 1_000_000), default=5_000, show_default=True,
+              help="Keys warmed before the fault and read back after it.")  # fmt: skip
+@click.option("--rate", type=click.FloatRange(0), default=3_000.0, show_default=True,
+              help="Requests per second of the workload (0: as fast as possible).")  # fmt: skip
+@click.option("--connections", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="Client connections of the workload.")  # fmt: skip
 @click.option("--ratio", default="9:1", show_default=True, help="GET:SET of the workload.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
 def drill_cmd(
@@ -50,12 +68,18 @@ def drill_cmd(
     ratio: str,
     as_json: bool,
 ) -> None:
-    """Fault drill: bring a topology up, load it, break it, heal it, report and plot."""
+    """Fault drill: bring a topology up, load it, break it, heal it, then report and plot
+    what the clients saw."""
     chosen = list(topologies) or (list(TOPOLOGIES) if compare else [DEFAULT_TOPOLOGY])
+    try:
+        mix = parse_ratio(ratio)
+    except BenchError as exc:
+        click.echo(f"memfleet: {exc}", err=True)
+        sys.exit(2)
     try:
         opts = DrillOptions(
             topologies=chosen, fault=fault, duration=duration, keys=keys, rate=rate,
-            connections=connections, ratio=parse_ratio(ratio), out=out,
+            connections=connections, ratio=mix, out=out,
             log=lambda m: click.echo(f"memfleet drill: {m}", err=True),
         )  # fmt: skip
         results, json_path, png = run_drill(opts)

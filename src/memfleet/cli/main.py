@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -12,6 +13,7 @@ import click
 
 from memfleet import __version__
 from memfleet.config import ConfigError, load_config, parse_hostport
+from memfleet.manpage import ENVIRONMENT, ManCommand, ManGroup
 from memfleet.topology.options import topology_options
 from memfleet.topology.presets import Topology, template_address
 
@@ -36,35 +38,94 @@ def install_uvloop() -> bool:
     return True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="memfleet")
+def version_text() -> str:
+    """``memfleet --version``: memfleet's version, which hot path runs, Python's version."""
+    from memfleet import is_compiled
+
+    hot = "compiled" if is_compiled() else "pure Python"
+    return f"memfleet {__version__} (hot path: {hot}; Python {sys.version.split()[0]})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit()
+
+
+@click.group(
+    cls=ManGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    examples=(
+        ("./scripts/setup.sh && source .venv/bin/activate", "Install, then put memfleet on "
+         "the PATH of this shell (or call .venv/bin/memfleet)."),
+        ("memfleet up", "A local fleet: 2 replicas × 3 shards of memcached behind the proxy "
+         "on 127.0.0.1:11211."),
+        ("memfleet status --watch", "Watch it (another terminal); `memfleet down` stops it."),
+        ("memfleet COMMAND --help", "Each command's options, examples and exit statuses."),
+    ),
+    exit_codes=(
+        (0, "success"),
+        (1, "the command ran and failed (each command says what)"),
+        (2, "bad usage: an unknown option, a bad value, a config refused"),
+    ),
+)  # fmt: skip
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+    help="Print the version and which hot path runs.",
+)  # fmt: skip
 def main() -> None:
-    """memfleet: memcached as a distributed cache."""
+    """memfleet: memcached as a distributed cache, on one machine or on Kubernetes: a
+    memcached-protocol routing proxy in front of real memcached nodes."""
 
 
-@main.command()
+PROXY_EXAMPLES = (
+    ("memfleet proxy --config proxy.yaml", "Serve the config's pools and routes on its "
+     "listen address (examples/proxy.yaml shows every option)."),
+    ("memfleet proxy --config proxy.yaml --listen 127.0.0.1:11311 --metrics 127.0.0.1:9150",
+     "Another port, with the status page on http://127.0.0.1:9150/ and /metrics."),
+    ("memfleet config --topology sharded > proxy.yaml", "A config to start from."),
+    ("kill -HUP PID", "Reload the config (a bad one is refused; the old one keeps serving)."),
+)  # fmt: skip
+PROXY_EXIT = (
+    (0, "stopped by SIGTERM or Ctrl-C"),
+    (1, "could not listen (the message names the address: the memcache port or --metrics)"),
+    (2, "the config or an option was refused (file, field and reason on one line)"),
+)
+PROXY_ENV = (
+    ("MEMFLEET_ZONE", "This proxy's zone (as --zone)."),
+    *ENVIRONMENT,
+)
+
+
+@main.command(cls=ManCommand, examples=PROXY_EXAMPLES, exit_codes=PROXY_EXIT,
+              environment=PROXY_ENV)  # fmt: skip
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
-    help="Proxy config file (YAML).",
+    help="Proxy config file (YAML): listen, pools, routes, limits, TLS, auth.",
 )  # fmt: skip
-@click.option("--listen", default=None, help="HOST:PORT to listen on (overrides the config).")
+@click.option("--listen", default=None,
+              help="HOST:PORT to listen on.  [default: the config's listen]")  # fmt: skip
 @click.option(
     "--zone", envvar="MEMFLEET_ZONE", default=None,
-    help="This proxy's zone for zfailover routes (overrides local_zone; env MEMFLEET_ZONE).",
+    help="This proxy's zone for zfailover routes (env MEMFLEET_ZONE).  [default: the "
+    "config's local_zone]",
 )  # fmt: skip
 @click.option(
     "--watch-interval", type=click.FloatRange(0), default=1.0, show_default=True,
     help="Seconds between checks of the config file for changes (0: only SIGHUP reloads).",
 )  # fmt: skip
-@click.option("--log-level", default="info", show_default=True)
-@click.option("--no-uvloop", is_flag=True, help="Use asyncio's own event loop.")
+@click.option("--log-level", default="info", show_default=True,
+              help="debug, info, warning or error.")  # fmt: skip
+@click.option("--no-uvloop", is_flag=True, help="Use asyncio's own event loop (slower).")
 @click.option(
     "--metrics", default=None, metavar="HOST:PORT",
-    help="Serve Prometheus /metrics, /healthz and /readyz over HTTP here.",
+    help="Serve the status page (/), Prometheus /metrics, /healthz and /readyz over HTTP "
+    "here.  [default: none]",
 )  # fmt: skip
 @click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="json: one object per line, with an event field.",
+)  # fmt: skip
 @click.option(
     "--workers", type=click.IntRange(1, 256), default=1, show_default=True,
     help="Proxy processes sharing the port (SO_REUSEPORT), e.g. one per core.",
@@ -82,7 +143,7 @@ def proxy(
     workers: int,
     reuse_port: bool,
 ) -> None:
-    """Run the memcached-protocol routing proxy."""
+    """Run the memcached-protocol routing proxy (any memcached client can talk to it)."""
     _setup_logging(log_level, log_format)
     if metrics is not None:
         try:
@@ -106,7 +167,12 @@ def proxy(
         click.echo(f"memfleet: {flag}: {exc}", err=True)
         sys.exit(2)
     if workers > 1:
-        sys.exit(_supervise(workers, cfg.listen if listen is None else listen, metrics))
+        try:
+            sys.exit(_supervise(workers, cfg.listen if listen is None else listen, metrics))
+        except OSError as exc:  # the merged metrics port is the one thing bound here
+            what = f"--metrics {metrics}: cannot listen" if metrics else "cannot start workers"
+            click.echo(f"memfleet: {what}: {_why(exc)}", err=True)
+            sys.exit(1)
     if not no_uvloop:
         install_uvloop()
     try:
@@ -121,9 +187,21 @@ def proxy(
                 reuse_port=reuse_port,
             )
         )
-    except OSError as exc:
-        click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {exc.strerror}", err=True)
+    except MetricsListenError as exc:
+        click.echo(f"memfleet: --metrics {metrics}: cannot listen: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:
+        click.echo(f"memfleet: cannot listen on {listen or cfg.listen}: {_why(exc)}", err=True)
+        sys.exit(1)
+
+
+def _why(exc: OSError) -> str:
+    """The OS's reason alone (asyncio's message repeats the address, in another form)."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+class MetricsListenError(Exception):
+    """The metrics port could not be bound (told apart from the memcache port's error)."""
 
 
 def _supervise(workers: int, listen: str, metrics: str | None) -> int:
@@ -167,8 +245,13 @@ async def _run_proxy(
         from memfleet.observe import metrics as metrics_mod
 
         metrics_mod.enable(proxy)  # before the first client: latency is measured from then on
-        metrics_server = metrics_mod.MetricsServer(proxy)
-        await metrics_server.start(*parse_hostport(metrics))
+        from memfleet.observe.status_page import StatusPage
+
+        metrics_server = metrics_mod.MetricsServer(proxy, StatusPage(proxy))
+        try:
+            await metrics_server.start(*parse_hostport(metrics))
+        except OSError as exc:
+            raise MetricsListenError(_why(exc)) from None
     await proxy.start(listen, reuse_port=reuse_port)
     from memfleet.proxy.app import tune_gc_for_serving
 
@@ -192,15 +275,27 @@ async def _run_proxy(
             await proxy.close()
 
 
-@main.command("config")
+@main.command(
+    "config", cls=ManCommand,
+    examples=(
+        ("memfleet config --topology sharded --shards 4 > proxy.yaml", "A sharded pool over "
+         "the 4 pods of a StatefulSet."),
+        ("memfleet config --topology gutter --backend-template '127.0.0.1:{shard}1211'",
+         "Backends on this machine instead of Kubernetes DNS names."),
+    ),
+    exit_codes=((0, "printed"), (2, "a bad option or a bad --backend-template field")),
+)  # fmt: skip
 @topology_options("replicated-sharded: one seed for all replicas, or one each.")
 @click.option(
     "--backend-template", default=DEFAULT_BACKEND_TEMPLATE, show_default=True,
     help="Backend address; fields {name} {statefulset} {pool} {role} {replica} {shard}.",
 )  # fmt: skip
-@click.option("--gutter-ttl", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--local-ttl-max", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--listen", default="0.0.0.0:11211", show_default=True)
+@click.option("--gutter-ttl", type=click.IntRange(1), default=10, show_default=True,
+              help="gutter: the TTL cap (seconds) of what the gutter pool stores.")  # fmt: skip
+@click.option("--local-ttl-max", type=click.IntRange(1), default=5, show_default=True,
+              help="local-failover: the TTL cap (seconds) of the local tier.")  # fmt: skip
+@click.option("--listen", default="0.0.0.0:11211", show_default=True,
+              help="The config's listen address.")  # fmt: skip
 def config_cmd(
     topology: str,
     shards: int,
@@ -211,7 +306,7 @@ def config_cmd(
     local_ttl_max: int,
     listen: str,
 ) -> None:
-    """Print the proxy config of a topology preset."""
+    """Print the proxy config of a topology preset (YAML, for `memfleet proxy --config`)."""
     import yaml
 
     topo = Topology(
@@ -236,14 +331,16 @@ from memfleet.cli.render import render_cmd  # noqa: E402
 main.add_command(render_cmd)
 
 
-# Local fleet and node supervisor: `memfleet node`, `memfleet up`, `memfleet status`. The node
+# Local fleet and node supervisor: `memfleet node`, `up`, `status`, `down`, `fault`. The node
 # command lives beside the supervisor: `python -m memfleet.fleet.node` runs it without the CLI.
-from memfleet.cli.fleet import fault_cmd, status_cmd, up_cmd  # noqa: E402
+from memfleet.cli.fleet import up_cmd  # noqa: E402
+from memfleet.cli.fleet_ops import down_cmd, fault_cmd, status_cmd  # noqa: E402
 from memfleet.fleet.node.command import node_group  # noqa: E402
 
 main.add_command(node_group)
 main.add_command(up_cmd)
 main.add_command(status_cmd)
+main.add_command(down_cmd)
 main.add_command(fault_cmd)
 
 # Observability: `memfleet bench` (load generator) and `memfleet drill` (fault drills).

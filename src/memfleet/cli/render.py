@@ -23,13 +23,29 @@ from memfleet.kube.options import (
 )
 from memfleet.kube.readme import readme
 from memfleet.kube.render import render as render_bundle
+from memfleet.manpage import ManCommand
 from memfleet.topology.options import topology_options
 from memfleet.topology.presets import Topology
 
 
-@click.command("render")
+@click.command(
+    "render", cls=ManCommand,
+    examples=(
+        ("memfleet render --topology replicated-sharded --out cache/", "A kustomize base; "
+         "then kubectl apply -k cache/."),
+        ("memfleet render --dev --out dev/", "For kind or minikube: one node is enough."),
+        ("memfleet render --topology sharded --persistence restartable --pmem --out pmem/",
+         "Warm restarts on PMEM-CSI volumes."),
+        ("memfleet render --monitoring --out cache/", "With ServiceMonitors, alert rules, a "
+         "dashboard and NetworkPolicies for the metrics ports."),
+    ),
+    exit_codes=((0, "written"), (2, "a bad option or combination (the message says which)")),
+    epilog="docs/kubernetes.md says what is rendered and why; the proxy's status page and "
+    "metrics (port 9150) are reachable only from where the NetworkPolicy lets in.",
+)  # fmt: skip
 @topology_options("replicated-sharded: shard s of every replica on different nodes.")
-@click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True)
+@click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True,
+              help="The namespace of every object.")  # fmt: skip
 @click.option(
     "--memory", "memory_mb", type=click.IntRange(16), default=256, show_default=True,
     help="Cache size per pod, MB; requests, limits and volumes follow from it.",
@@ -116,7 +132,8 @@ def render_cmd(
     image: str,
     out: Path | None,
 ) -> None:
-    """Write a topology as Kubernetes manifests (a kustomize base: kubectl apply -k DIR)."""
+    """Write a topology as Kubernetes manifests: a kustomize base for kubectl apply -k DIR,
+    or every document on stdout."""
     try:
         opts = RenderOptions(
             topology=Topology(

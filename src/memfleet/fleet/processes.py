@@ -1,5 +1,6 @@
 """Child processes of the operator tools: tied to their parent's life, stopped as a group,
-told apart from zombies, and the end of their logs for an error message."""
+told apart from zombies (and from other programs that reuse a pid), their exit statuses
+reported one way, and the end of their logs for an error message."""
 
 from __future__ import annotations
 
@@ -66,3 +67,33 @@ def log_tail(path: Path | None, lines: int = 3) -> str:
         text = path.read_text(errors="replace").strip().splitlines()
         return " | ".join(text[-lines:])
     return ""
+
+
+def exit_status(returncode: int) -> int:
+    """A child's exit status as a shell reports it: killed by signal N is 128 + N.
+
+    ``Popen.returncode`` says -9 for a process killed by SIGKILL, while a supervisor whose
+    child was killed exits with 137: one kind of death must read the same whoever was hit.
+    """
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode: int) -> str:
+    """``status 137 (SIGKILL)``, ``status 1``: the exit status and, past 128, the signal."""
+    status = exit_status(returncode)
+    if 128 < status < 128 + 65:
+        with contextlib.suppress(ValueError):
+            return f"status {status} ({signal.Signals(status - 128).name})"
+    return f"status {status}"
+
+
+def pid_runs(pid: object, marker: bytes) -> bool:
+    """True while ``pid`` runs and its command line holds ``marker``: a pid the OS has since
+    given to another program is not ours to signal."""
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not sys.platform.startswith("linux")  # no /proc: trust the pid
+    return marker in cmdline

@@ -338,15 +338,27 @@ def registry_for(proxy: ProxyView) -> CollectorRegistry:
     return reg
 
 
+class Page(Protocol):
+    """Another page served beside the metrics (the status page,
+    ``memfleet.observe.status_page.StatusPage``, which imports this module)."""
+
+    paths: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+
+    def respond(self, path: str) -> tuple[int, str, bytes]: ...
+
+
 class MetricsServer:
-    """A minimal HTTP/1.1 server on the proxy's loop: ``/metrics``, ``/healthz``, ``/readyz``."""
+    """A minimal HTTP/1.1 server on the proxy's loop: ``/metrics``, ``/healthz``, ``/readyz``,
+    and ``page`` (the status page) when given."""
 
     MAX_REQUEST = 8192
     READ_TIMEOUT = 5.0
 
-    def __init__(self, proxy: ProxyView) -> None:
+    def __init__(self, proxy: ProxyView, page: Page | None = None) -> None:
         self.proxy = proxy
         self.registry = registry_for(proxy)
+        self.page = page
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -366,6 +378,8 @@ class MetricsServer:
         if path == "/readyz":
             ok, why = readiness(self.proxy)
             return (200 if ok else 503), "text/plain", why.encode() + b"\n"
+        if self.page is not None and path in self.page.paths:
+            return self.page.respond(path)
         return 404, "text/plain", b"not found\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -379,8 +393,9 @@ class MetricsServer:
             reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}.get(
                 status, "Service Unavailable"
             )
+            extra = "".join(f"{k}: {v}\r\n" for k, v in self.page.headers) if self.page else ""
             hdr = (
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             ).encode()
             writer.write(hdr if parts[0] == b"HEAD" else hdr + body)

@@ -20,11 +20,17 @@ def topology_options(placement_help: str) -> Callable[[F], F]:
             "--placement", type=click.Choice(["aligned", "independent"]), default="aligned",
             show_default=True, help=placement_help,
         )(f)  # fmt: skip
-        f = click.option("--replicas", type=click.IntRange(1, 64), default=2, show_default=True)(f)
-        f = click.option("--shards", type=click.IntRange(1, 1024), default=3, show_default=True)(f)
+        f = click.option(
+            "--replicas", type=click.IntRange(1, 64), default=2, show_default=True,
+            help="Replica pools (replicated and replicated-sharded).",
+        )(f)  # fmt: skip
+        f = click.option(
+            "--shards", type=click.IntRange(1, 1024), default=3, show_default=True,
+            help="Shards per pool (nodes per replica).",
+        )(f)  # fmt: skip
         return click.option(
             "--topology", type=click.Choice(TOPOLOGIES), default=DEFAULT_TOPOLOGY,
-            show_default=True,
+            show_default=True, help="Topology preset.",
         )(f)  # fmt: skip
 
     return wrap

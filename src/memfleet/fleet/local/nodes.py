@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,6 +18,7 @@ from memfleet.fleet.local.layout import Layout
 from memfleet.fleet.local.messages import FleetError
 from memfleet.fleet.local.options import FleetOptions, Persistence
 from memfleet.fleet.local.ports import LOOPBACK, free_port
+from memfleet.fleet.local.restarts import Restarts
 from memfleet.fleet.processes import die_with_parent, log_tail
 from memfleet.topology.presets import NodeSpec
 
@@ -35,6 +36,7 @@ class FleetNode:
     log_path: Path | None = None
     ready_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    restarts: Restarts = field(default_factory=Restarts)
 
     @property
     def address(self) -> str:
@@ -53,7 +55,17 @@ class FleetNode:
             "zone": self.zone,
             "memory_file": str(self.memory_file) if self.memory_file else None,
             "failure_host": self.failure_host,
+            "state": child_state(self.proc, self.restarts),
+            "restarts": self.restarts.count,
+            "last_exit": self.restarts.last_exit,
         }
+
+
+def child_state(proc: subprocess.Popen[bytes] | None, restarts: Restarts) -> str:
+    """``running``, ``restarting`` (exited, a restart is due) or ``exited`` (for good)."""
+    if proc is not None and proc.poll() is None:
+        return "running"
+    return "restarting" if restarts.due is not None else "exited"
 
 
 def place_nodes(
@@ -106,6 +118,7 @@ def start_node(node: FleetNode, opts: FleetOptions, hosts: HostNetwork | None) -
         stdin=subprocess.DEVNULL, start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGTERM),
     )  # fmt: skip
+    node.restarts.started(time.monotonic())
     return log
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 from memfleet.fleet.local.layout import Layout
+from memfleet.fleet.local.registry import DEFAULT_NAME
+from memfleet.fleet.local.restarts import RestartPolicy
 
 Persistence = Literal["none", "memory-file", "restartable"]
 PERSISTENCE = ("none", "memory-file", "restartable")
@@ -28,3 +30,6 @@ class FleetOptions:
     ready_timeout: float = 120.0
     stop_timeout: float = 60.0
     log_level: str = "info"
+    name: str = DEFAULT_NAME
+    restart: RestartPolicy = "always"
+    metrics: tuple[str, int] | None = None  # the proxy's metrics and status page

@@ -3,6 +3,7 @@ simulated network with ``--hosts``), and waiting until it answers."""
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import subprocess
@@ -38,6 +39,22 @@ def version_reply(host: str, port: int, timeout: float = 1.0) -> str | None:
     return buf.decode(errors="replace").strip() if buf.startswith(b"VERSION ") else None
 
 
+def check_metrics_port(host: str, port: int) -> tuple[str, int]:
+    """``host:port`` for the proxy's metrics, a free port chosen for 0; FleetError naming the
+    metrics port when it is taken (before anything starts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            return host, int(s.getsockname()[1])
+    except OSError as exc:
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise FleetError(
+            f"--metrics {host}:{port}: cannot serve the metrics there: {why}"
+        ) from None
+
+
 def choose_proxy_port(port: int) -> int:
     """``port`` if it is free, any free port for 0; another one (said so) if it is taken."""
     if port == 0:
@@ -45,8 +62,10 @@ def choose_proxy_port(port: int) -> int:
     if port_is_free(port):
         return port
     fallback = free_port()
-    say(f"port {port} is in use by another program; the proxy listens on "
-        f"{LOOPBACK}:{fallback} instead")  # fmt: skip
+    say(
+        f"port {port} is in use by another program; the proxy listens on "
+        f"{LOOPBACK}:{fallback} instead"
+    )
     return fallback
 
 
@@ -60,17 +79,39 @@ def proxy_listen(listen_port: int, hosts: HostNetwork | None) -> tuple[str, int]
 
 
 def start_proxy(
-    config_path: Path, listen: str, log_level: str, log: IO[bytes], hosts: HostNetwork | None
+    config_path: Path,
+    listen: str,
+    log_level: str,
+    log: IO[bytes],
+    hosts: HostNetwork | None,
+    metrics: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``memfleet proxy`` on ``config_path`` in its own process group."""
-    argv = [sys.executable, "-m", "memfleet", "proxy", "--config", str(config_path),
-            "--listen", listen, "--log-level", log_level]  # fmt: skip
+    """Start ``memfleet proxy`` on ``config_path`` in its own process group (with its
+    metrics and status page on ``metrics``, ``HOST:PORT``, if given)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "memfleet",
+        "proxy",
+        "--config",
+        str(config_path),
+        "--listen",
+        listen,
+        "--log-level",
+        log_level,
+    ]
+    if metrics is not None:
+        argv += ["--metrics", metrics]
     if hosts is not None:
         argv = hosts.exec_prefix(hosts.proxy_ns_name) + argv
     return subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
-    )  # fmt: skip
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGTERM),
+    )
 
 
 def wait_proxy_answers(

@@ -23,8 +23,11 @@ class FleetProcess:
         self.state_path = workdir / f"state-{topology}.json"
         self.log_path = workdir / f"up-{topology}.log"
         self.state_path.unlink(missing_ok=True)
+        # --restart never: a node the drill kills stays down until the drill heals it (a
+        # restart by `up` would hide the fault); a name of its own beside any other fleet.
         args = [sys.executable, "-m", "memfleet", "up", "--topology", topology, "--port", "0",
-                "--state-file", str(self.state_path), "--memory", "64"]  # fmt: skip
+                "--state-file", str(self.state_path), "--memory", "64", "--restart", "never",
+                "--name", f"drill-{os.getpid()}-{topology}", "--metrics", "off"]  # fmt: skip
         if fault in HOST_FAULTS:
             args += ["--hosts", str(hosts)]
         if fault == "restart-node":

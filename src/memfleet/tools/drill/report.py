@@ -38,20 +38,37 @@ def per_second_table(r: TopologyResult) -> str:
     return table(rows)
 
 
+def service_recovered(s: dict[str, Any]) -> str:
+    """When requests were served again: no errors and the throughput back (not whether the
+    data survived: that is :func:`data_recovered`)."""
+    ttr = s.get("time_to_recover_s")
+    if ttr is None:
+        return "not recovered"
+    return "no outage" if ttr == 0 and not s.get("errors") else f"after {ttr:g} s"
+
+
+def data_recovered(s: dict[str, Any]) -> str:
+    """Whether every key written before the fault reads back: ``yes`` only when none was
+    lost (a topology that stops erroring but lost keys has not recovered its data)."""
+    lost, written = s.get("keys_lost", 0), s.get("keys_written", 0)
+    if not lost:
+        return f"yes ({written:,} of {written:,} kept)"
+    share = f", {lost / written:.1%}" if written else ""
+    return f"no: {lost:,} of {written:,} keys lost{share}"
+
+
 def summary_table(results: list[TopologyResult]) -> str:
-    """The summary across topologies."""
-    rows = [["topology", "errors", "read errors", "write errors", "keys lost",
-             "time to recover", "hit rate before", "hit rate after"]]  # fmt: skip
+    """The summary across topologies: errors, then service and data recovery apart."""
+    rows = [["topology", "errors", "read errors", "write errors", "service recovered",
+             "data recovered", "hit rate before", "hit rate after"]]  # fmt: skip
     for r in results:
         if r.skipped:
             rows.append([r.topology, "skipped", "", "", "", "", "", ""])
             continue
         s = r.summary
-        ttr = s["time_to_recover_s"]
         rows.append([
             r.topology, _fmt(s["errors"]), _fmt(s["read_errors"]), _fmt(s["write_errors"]),
-            f"{s['keys_lost']:,} / {s['keys_written']:,}",
-            "not recovered" if ttr is None else f"{ttr:g} s",
+            service_recovered(s), data_recovered(s),
             _fmt(s["hit_rate_before"], True), _fmt(s["hit_rate_after"], True),
         ])  # fmt: skip
     return table(rows)

@@ -1,5 +1,5 @@
 """What a topology's drill measured: its per-second points and the summary row (errors, keys
-lost, time to recover, hit rates before and after)."""
+lost, time to recover, whether the data recovered, hit rates before and after)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ def summarize(series: list[dict[str, Any]], fault_start: float, fault_end: float
         "keys_missing": verify["missing"],
         "keys_wrong": verify["wrong"],
         "keys_unreadable": verify["unreadable"],
+        # Service and data recover apart: errors can stop while keys stay lost.
+        "data_recovered": verify["missing"] + verify["wrong"] + verify["unreadable"] == 0,
         "hit_rate_before": round(sum(base_hits) / len(base_hits), 4) if base_hits else None,
         "time_to_recover_s": (
             None if recovered_at is None else round(max(0.0, recovered_at - fault_start), 1)
