@@ -21,11 +21,12 @@ class Kind(IntEnum):
     FLUSH = 3  # flush_all: every backend the route reaches
     LOCAL = 4  # answered by the proxy itself: ``wire`` holds the reply (errors included)
     VERSION = 5
-    VERBOSITY = 6
-    STATS = 7
+    VERBOSITY = 6  # sent to every node (memfleet.proxy.admin), as STATS
+    STATS = 7  # stats and its groups, cache_memlimit: the proxy's and the nodes' answers
     QUIT = 8
     CLOSE = 9  # protocol violation: write ``wire`` (may be empty), then close the connection
     BINARY = 10  # the connection speaks the binary protocol; ``wire`` holds its first bytes
+    HTTP = 11  # an HTTP request line: memcached closes the connection without a reply
 
 
 class Reply(IntEnum):

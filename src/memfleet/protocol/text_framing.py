@@ -20,7 +20,7 @@ from typing import Final
 
 from memfleet.protocol import errors
 from memfleet.protocol.buffer import PendingBytes, read_digits
-from memfleet.protocol.commands import SET, TEXT, Family, meta_effects
+from memfleet.protocol.commands import SET, TEXT, Family, looks_like_http, meta_effects
 from memfleet.protocol.requests import Kind, Reply, Request
 
 MAX_KEY_LENGTH = 250
@@ -195,6 +195,11 @@ class TextFramer:
                     continue
             handler = handlers.get(tokens[0])
             if handler is None:
+                if looks_like_http(tokens):
+                    self._closed = True  # memcached reads nothing after it either
+                    self._rest.clear()
+                    out.append(Request(Kind.HTTP, b"", b""))
+                    return n
                 out.append(_local(errors.ERROR))
                 pos = eol + 1
                 if one:
@@ -388,6 +393,22 @@ class TextFramer:
         self._pending.append(Request(Kind.STATS, tokens[0], b"", args=tokens[1:]))
         return nxt
 
+    def _cache_memlimit(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        ntok = len(tokens)
+        if ntok != 2 and ntok != 3:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        if tokens[-1] == _NOREPLY:
+            if ntok == 2:  # nothing left to send: memcached's ERROR, hidden by noreply
+                return nxt
+            wire = tokens[0] + b" " + tokens[1] + _CRLF  # nodes always reply
+            mode = Reply.NOREPLY
+        else:
+            wire = buf[start:nxt]
+            mode = Reply.NORMAL
+        self._pending.append(Request(Kind.STATS, tokens[0], wire, b"", mode, tokens[1:]))
+        return nxt
+
     def _quit(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
         self._closed = True
         self._pending.append(Request(Kind.QUIT, tokens[0], b""))
@@ -470,6 +491,7 @@ _BY_NAME: dict[bytes, _Handler] = {
     b"version": TextFramer._version,
     b"verbosity": TextFramer._verbosity,
     b"stats": TextFramer._stats,
+    b"cache_memlimit": TextFramer._cache_memlimit,
     b"quit": TextFramer._quit,
 }
 _HANDLERS: dict[bytes, _Handler] = {
