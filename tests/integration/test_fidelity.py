@@ -234,3 +234,21 @@ def test_cachedump_lists_every_nodes_items(
     # M is per node: up to M from each.
     got, _ = exchange(proxy.port, b"stats cachedump 1 2\r\n")
     assert 3 <= got.count(b"ITEM ") <= 6
+
+
+def test_documented_differences(pair: tuple[Memcached, list[Memcached], ProxyProcess]) -> None:
+    """The README's differences found by these tests, as they are today on both sides."""
+    direct, _nodes, proxy = pair
+    # memcached drops the error replies pipelined just before a get whose later key is too
+    # long; the proxy answers each request.
+    data = b"incr " + LONG + b" 1\r\nbogus\r\nget a " + LONG + b"\r\n"
+    bad = b"CLIENT_ERROR bad command line format\r\n"
+    assert exchange(direct.port, data) == (bad, False)
+    assert exchange(proxy.port, data) == (bad + b"ERROR\r\n" + bad, False)
+    # A length above 2^31-1: memcached keeps the low 32 bits, the proxy refuses it.
+    data = b"set w 0 0 4294967297\r\nx\r\nget w\r\n"
+    assert exchange(direct.port, data)[0] == b"STORED\r\nVALUE w 0 1\r\nx\r\nEND\r\n"
+    assert exchange(proxy.port, data)[0] == bad + b"ERROR\r\nEND\r\n"
+    # stats conns is one node's business.
+    assert exchange(proxy.port, b"stats conns\r\n")[0] == b"ERROR\r\n"
+    assert exchange(direct.port, b"stats conns\r\n")[0].startswith(b"STAT ")
