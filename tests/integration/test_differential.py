@@ -5,7 +5,8 @@ Each step is followed by ``mn`` as a barrier, so the replies of one step are com
 own. Documented proxy-side differences, checked separately below:
 
 - ``version`` answers ``VERSION memfleet-<version>``;
-- ``stats`` answers the proxy's own counters;
+- ``stats`` answers the proxy's own counters and the fleet's (tests/integration/
+  test_admin_fleet.py; the differential over three nodes is test_fidelity.py);
 - where memcached silently drops a connection (a line over 2048 bytes with no newline that is
   not a get), the proxy writes ``CLIENT_ERROR line too long`` before closing it;
 - the binary protocol is accepted (its own differential test is test_binary_differential.py).

@@ -54,8 +54,9 @@ EFFECTS = (
     "stats",
     "admin",
 )
-# Effects the proxy answers itself (its own stats, verbosity): no node can show them.
-PROXY_LOCAL = {"stats", "admin"}
+# Effects no node can show. None: stats and admin commands are asked of the nodes too
+# (memfleet.proxy.admin), so every allowed row must be seen on a node.
+PROXY_LOCAL: set[str] = set()
 
 DENIED = b"CLIENT_ERROR command not allowed by the proxy\r\n"
 UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
@@ -124,7 +125,8 @@ HEADER = struct.Struct(">BBHBBHIIQ")
 OPAQUE, BARRIER = 0x0D0D0001, 0xBA000000
 NOOP, SASL_AUTH = 0x0A, 0x21
 TEXT_COMMANDS = {"get", "gets", "gat", "gats", "delete", "incr", "decr", "touch", "flush_all",
-                 "stats", "verbosity", "version", "quit", "mg", "md", "ma", "me", "mn"}  # fmt: skip
+                 "stats", "verbosity", "cache_memlimit", "version", "quit", "mg", "md", "ma", "me",
+                 "mn"}  # fmt: skip
 DATA_COMMANDS = {"set", "add", "replace", "append", "prepend", "cas", "ms"}
 # Where each data-carrying command says its value's length.
 LENGTH_TOKEN = {"ms": 2, "set": 4, "add": 4, "replace": 4, "append": 4, "prepend": 4, "cas": 4}
@@ -559,7 +561,7 @@ def run_row(fleet: Fleet, row: Row, denied: bool) -> list[str]:
     """Send one row through the proxy on a fresh connection; what went wrong, if anything.
 
     ``denied``: the row must be refused and reach no node; otherwise it must not be refused
-    and must show on a node (unless the proxy answers it itself: its stats, verbosity)."""
+    and must show on a node."""
     wire = build(row)
     problems: list[str] = []
     replies: list[Reply] = []

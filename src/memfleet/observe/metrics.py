@@ -198,6 +198,7 @@ class ProxyCollector(Collector):
 
         errs = CounterMetricFamily("memfleet_errors", "Errors by kind", labels=["kind"])
         errs.add_metric(["client_protocol"], st.protocol_errors)
+        errs.add_metric(["client_http"], st.http_closed)  # closed unanswered, as memcached
         errs.add_metric(["backend_failed_fast"], sum(b.failed_fast for b in backends))
         errs.add_metric(["backend_failure"], sum(b.errors - b.failed_fast for b in backends))
         kinds: dict[str, int] = {}

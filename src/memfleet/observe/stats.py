@@ -25,6 +25,7 @@ class ProxyStats:
         "curr_connections",
         "get_hits",
         "get_misses",
+        "http_closed",
         "protocol_errors",
         "reloads",
         "reloads_failed",
@@ -50,6 +51,7 @@ class ProxyStats:
         self.get_hits = 0
         self.get_misses = 0
         self.protocol_errors = 0
+        self.http_closed = 0  # HTTP request lines: the connection closed unanswered
         self.reloads = 0
         self.reloads_failed = 0
         # Keyed requests by command name (set, delete, incr, ms, md...); gets are cmd_get.
@@ -78,6 +80,7 @@ class ProxyStats:
             ("get_hits", self.get_hits),
             ("get_misses", self.get_misses),
             ("protocol_errors", self.protocol_errors),
+            ("http_closed", self.http_closed),
             ("reloads", self.reloads),
             ("reloads_failed", self.reloads_failed),
         ]

@@ -97,7 +97,7 @@ class Family(IntEnum):
     KEYED = 3  # one key, one line: delete, incr, decr, touch
     META = 4  # mg/md/ma/me: one key, flags
     META_SET = 5  # ms: one key, flags, a data block
-    LOCAL = 6  # answered by the proxy itself: mn, version, verbosity, stats, quit
+    LOCAL = 6  # answered by the proxy (from the nodes' answers where they concern the nodes)
     FLUSH = 7  # flush_all: every backend the route tree reaches
 
 
@@ -164,6 +164,7 @@ _COMMANDS: Final = (
     Command(b"flush_all", Family.FLUSH, FLUSH, "cmd_flush"),
     Command(b"stats", Family.LOCAL, STATS, ""),
     Command(b"verbosity", Family.LOCAL, ADMIN, ""),
+    Command(b"cache_memlimit", Family.LOCAL, ADMIN, ""),
     Command(b"version", Family.LOCAL, 0, ""),
     Command(b"quit", Family.LOCAL, 0, ""),
 )
@@ -250,6 +251,29 @@ def meta_effects(cmd: bytes, flags: list[bytes]) -> int:
     return entry.effects if entry is not None else 0
 
 
+# ``stats`` groups that do more than read counters: they change what the nodes do
+# (admin), or list the keys the nodes hold (read).
+_STATS_GROUPS: Final[dict[bytes, int]] = {
+    b"sizes_enable": STATS | ADMIN,
+    b"sizes_disable": STATS | ADMIN,
+    b"cachedump": STATS | READ,
+}
+
+
+def stats_effects(args: list[bytes]) -> int:
+    """The effects of ``stats <args>``: reading counters, unless the group changes the
+    nodes (``detail on|off``, ``sizes_enable``...) or lists their keys (``cachedump``). One
+    node asked by name (``stats @HOST:PORT <group>``) is the group's effects."""
+    if args and args[0][:1] == b"@":
+        args = args[1:]
+    if not args:
+        return STATS
+    group = args[0]
+    if group == b"detail":
+        return STATS | ADMIN if args[1:2] in ([b"on"], [b"off"]) else STATS
+    return _STATS_GROUPS.get(group, STATS)
+
+
 def effects_of(cmd: bytes, args: list[bytes]) -> int:
     """The effects of a text or meta request: its command and its arguments (the tokens
     after the command name)."""
@@ -258,7 +282,34 @@ def effects_of(cmd: bytes, args: list[bytes]) -> int:
         return 0
     if entry.family is Family.META or entry.family is Family.META_SET:
         return meta_effects(cmd, args[1:])
+    if cmd == b"stats":
+        return stats_effects(args)
     return entry.effects
+
+
+# Names memcached dispatches on before its unknown-command branch: every name of these first
+# letters, the meta commands (two letters, ``m`` first) and these names (memcached 1.6,
+# ``process_command_ascii``). Only a line none of them takes can be closed as HTTP.
+_DISPATCHED_LETTERS: Final = frozenset(b"gsacidt")
+_DISPATCHED_NAMES: Final = frozenset(
+    (b"replace", b"prepend", b"bget", b"flush_all", b"version", b"quit", b"lru_crawler",
+     b"watch", b"verbosity", b"lru", b"extstore", b"refresh_certs")
+)  # fmt: skip
+# memcached tokenizes at most 23 tokens; the rest of a longer line is not split.
+_MAX_TOKENS: Final = 23
+
+
+def looks_like_http(tokens: list[bytes]) -> bool:
+    """memcached's rule for an unknown command: it hangs up without a word when the last
+    token starts with ``HTTP/`` (``GET / HTTP/1.0``), so a browser or an HTTP health check
+    pointed at the port does not get a stream of ``ERROR`` lines. A known command keeps its
+    meaning (``get / HTTP/1.0`` is a get of two keys)."""
+    name = tokens[0]
+    if len(name) < 2 or name[0] in _DISPATCHED_LETTERS or name in _DISPATCHED_NAMES:
+        return False
+    if name[0] == 109 and len(name) == 2:  # "m?": meta
+        return False
+    return tokens[min(len(tokens), _MAX_TOKENS) - 1].startswith(b"HTTP/")
 
 
 # -- binary opcodes ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ for).
 
 from __future__ import annotations
 
+import binascii
 from enum import IntEnum
 
 from memfleet.protocol.commands import QUIET_HIDES, effects_of
@@ -21,11 +22,12 @@ class Kind(IntEnum):
     FLUSH = 3  # flush_all: every backend the route reaches
     LOCAL = 4  # answered by the proxy itself: ``wire`` holds the reply (errors included)
     VERSION = 5
-    VERBOSITY = 6
-    STATS = 7
+    VERBOSITY = 6  # sent to every node (memfleet.proxy.admin), as STATS
+    STATS = 7  # stats and its groups, cache_memlimit: the proxy's and the nodes' answers
     QUIT = 8
     CLOSE = 9  # protocol violation: write ``wire`` (may be empty), then close the connection
     BINARY = 10  # the connection speaks the binary protocol; ``wire`` holds its first bytes
+    HTTP = 11  # an HTTP request line: memcached closes the connection without a reply
 
 
 class Reply(IntEnum):
@@ -94,3 +96,13 @@ def hidden_by_quiet(cmd: bytes, reply: bytes) -> bool:
     """True when a meta command sent with ``q`` must not show this reply to the client."""
     code = QUIET_HIDES.get(cmd)
     return code is not None and reply[:2] == code and reply[2:3] in (b" ", b"\r", b"\n")
+
+
+def routing_key(tok: bytes, b64: bool) -> bytes:
+    """The key a meta request names; base64 keys are decoded so every protocol agrees."""
+    if not b64:
+        return tok
+    try:
+        return binascii.a2b_base64(tok, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return tok  # the backend rejects it with memcached's own error

@@ -5,6 +5,8 @@ the byte stream into those replies without knowing which command each answers:
 
 - ``VALUE <key> <flags> <bytes> [<cas>]`` blocks run until ``END`` (get family);
 - ``VA <bytes> <flags>*`` is one line plus a data block (mg, ma with ``v``);
+- ``STAT``, ``ITEM`` and ``PREFIX`` lines run until ``END`` (``stats`` and its groups,
+  ``stats cachedump``, ``stats detail dump``: no other command's reply starts so);
 - any other line is a whole reply (``STORED``, ``HD``, ``EN``, ``SERVER_ERROR ...``).
 
 Replies are returned as the exact bytes memcached sent, so the common case forwards them
@@ -130,6 +132,11 @@ class ResponseFramer:
                 if c == 69 and pos + 4 < n and _is_end(buf, pos):
                     end = pos + 5
                     break
+                if (c == 83 or c == 73 or c == 80) and _is_listing(buf, pos, n):
+                    stop = buf.find(b"\r\nEND\r\n", pos)
+                    if stop >= 0:
+                        end = stop + 7
+                    break
                 # END closes a get; any other line is a whole reply (or an error ending a get).
                 eol = _line_end(buf, pos, n)
                 if eol >= 0:
@@ -155,6 +162,24 @@ def _is_end(buf: bytes, pos: i64) -> bool:
         and buf[pos + 3] == 13
         and buf[pos + 4] == 10
     )
+
+
+def _is_listing(buf: bytes, pos: i64, n: i64) -> bool:
+    """A ``STAT ``, ``ITEM `` or ``PREFIX `` line at ``pos``: the first of a listing that
+    runs until ``END`` (the caller checked the first byte is S, I or P). ``STORED`` and
+    ``SERVER_ERROR`` part from ``STAT`` at the second or third byte."""
+    if pos + 6 >= n:
+        return False
+    c = buf[pos]
+    if c == 83:
+        return (
+            buf[pos + 1] == 84 and buf[pos + 2] == 65 and buf[pos + 3] == 84 and buf[pos + 4] == 32
+        )
+    if c == 73:
+        return (
+            buf[pos + 1] == 84 and buf[pos + 2] == 69 and buf[pos + 3] == 77 and buf[pos + 4] == 32
+        )
+    return buf[pos : pos + 7] == b"PREFIX "
 
 
 def _line_end(buf: bytes, pos: i64, n: i64) -> i64:

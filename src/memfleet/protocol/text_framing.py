@@ -14,14 +14,13 @@ answers it, which keeps the replies identical to memcached's.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Callable
 from typing import Final
 
 from memfleet.protocol import errors
 from memfleet.protocol.buffer import PendingBytes, ok_exptime, ok_flags, parse_int
-from memfleet.protocol.commands import SET, TEXT, Family, meta_effects
-from memfleet.protocol.requests import Kind, Reply, Request
+from memfleet.protocol.commands import SET, TEXT, Family, looks_like_http, meta_effects
+from memfleet.protocol.requests import Kind, Reply, Request, routing_key
 
 MAX_KEY_LENGTH = 250
 DEFAULT_MAX_ITEM_SIZE = 1024 * 1024
@@ -37,16 +36,6 @@ LINE_LIMIT = 16 * 1024
 _NOREPLY = b"noreply"
 _CRLF = b"\r\n"
 _INT32_MAX = 2**31 - 1
-
-
-def _routing_key(tok: bytes, b64: bool) -> bytes:
-    """The key a meta request names; base64 keys are decoded so every protocol agrees."""
-    if not b64:
-        return tok
-    try:
-        return binascii.a2b_base64(tok, strict_mode=True)
-    except (binascii.Error, ValueError):
-        return tok  # the backend rejects it with memcached's own error
 
 
 def _local(wire: bytes, reply: Reply = Reply.NORMAL) -> Request:
@@ -183,6 +172,11 @@ class TextFramer:
                     continue
             handler = handlers.get(tokens[0])
             if handler is None:
+                if looks_like_http(tokens):
+                    self._closed = True  # memcached reads nothing after it either
+                    self._rest.clear()
+                    out.append(Request(Kind.HTTP, b"", b""))
+                    return n
                 out.append(_local(errors.ERROR))
                 pos = eol + 1
                 if one:
@@ -409,6 +403,22 @@ class TextFramer:
         self._pending.append(Request(Kind.STATS, tokens[0], b"", args=tokens[1:]))
         return nxt
 
+    def _cache_memlimit(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
+        ntok = len(tokens)
+        if ntok != 2 and ntok != 3:
+            self._pending.append(_local(errors.ERROR))
+            return nxt
+        if tokens[-1] == _NOREPLY:
+            if ntok == 2:  # nothing left to send: memcached's ERROR, hidden by noreply
+                return nxt
+            wire = tokens[0] + b" " + tokens[1] + _CRLF  # nodes always reply
+            mode = Reply.NOREPLY
+        else:
+            wire = buf[start:nxt]
+            mode = Reply.NORMAL
+        self._pending.append(Request(Kind.STATS, tokens[0], wire, b"", mode, tokens[1:]))
+        return nxt
+
     def _quit(self, tokens: list[bytes], buf: bytes, start: int, nxt: int) -> int:
         self._closed = True
         self._pending.append(Request(Kind.QUIT, tokens[0], b""))
@@ -425,7 +435,7 @@ class TextFramer:
     ) -> tuple[bytes, Reply, bytes]:
         """The routing key, the reply mode and the command line for the backend (``q`` off)."""
         flags = tokens[2:]
-        key = _routing_key(tokens[1], b"b" in flags)
+        key = routing_key(tokens[1], b"b" in flags)
         if b"q" in flags:
             line = b" ".join([t for t in tokens if t != b"q"]) + _CRLF
             return key, Reply.QUIET, line
@@ -455,7 +465,7 @@ class TextFramer:
         if vlen > self.max_item_size:
             self._pending.append(_local(errors.TOO_LARGE))
             b64 = b"b" in tokens[3:]
-            key = _routing_key(tokens[1], b64)
+            key = routing_key(tokens[1], b64)
             md = b"md " + tokens[1] + (b" b" if b64 else b"") + _CRLF
             unlink = Request(Kind.KEYED, b"md", md, key, Reply.NOREPLY)
             unlink.effects = meta_effects(b"ms", tokens[2:])  # the set's doing, as above
@@ -491,6 +501,7 @@ _BY_NAME: dict[bytes, _Handler] = {
     b"version": TextFramer._version,
     b"verbosity": TextFramer._verbosity,
     b"stats": TextFramer._stats,
+    b"cache_memlimit": TextFramer._cache_memlimit,
     b"quit": TextFramer._quit,
 }
 _HANDLERS: dict[bytes, _Handler] = {

@@ -1,5 +1,6 @@
 """Commands the proxy answers itself, written once for every protocol: ``flush_all`` fan-out,
-``stats`` (and ``stats proxy``/``stats backends``/``stats reset``), ``version``.
+the proxy's own ``stats`` groups (``stats proxy``, ``stats backends``), ``version``. The admin
+commands asked of the nodes (``stats`` and its other groups) are ``memfleet.proxy.admin``'s.
 
 Each produces the text reply; a binary connection translates it like any other reply.
 """
@@ -62,11 +63,10 @@ def flush_all(serving: Serving, wire: bytes, cb: ReplyCallback, token: object) -
 
 
 def stats(serving: Serving, args: list[bytes]) -> bytes:
-    """The reply to ``stats [group]``."""
+    """The reply to ``stats <group>`` for the proxy's own groups (memcached's ``ERROR`` for
+    any other)."""
     counters = serving.stats
-    if not args:
-        return render(counters.general() + serving.limit_counters.lines())
-    sub = args[0]
+    sub = args[0] if args else b""
     if sub == b"backends":
         return render(backend_stats(serving.all_backends()))
     if sub == b"proxy":
@@ -82,7 +82,4 @@ def stats(serving: Serving, args: list[bytes]) -> bytes:
             ("memory_trims", serving.memory.trims),
         ]
         return render(lines)
-    if sub == b"reset":
-        counters.reset()
-        return errors.RESET
     return errors.ERROR

@@ -148,6 +148,7 @@ class Proxy:
         # uvloop hands back a list where typeshed says tuple; compiled code checks the type.
         sockets: Any = cast(Any, self._server).sockets
         sock = sockets[0].getsockname()
+        self.serving.address = (str(sock[0]), int(sock[1]))
         self.sweeper.start()
         self.serving.memory.start()
         log.info(

@@ -15,7 +15,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from memfleet.backends.connection import ReplyCallback
 from memfleet.protocol.parse import RequestParser, RequestSink
+from memfleet.protocol.requests import Request
 from memfleet.proxy.budget import FLOOR_SHARE
 from memfleet.proxy.flow import BUDGET, INFLIGHT, MEMORY, WRITE, ReadFlow
 from memfleet.proxy.serving import Serving
@@ -178,6 +180,25 @@ class ClientFlow(asyncio.Protocol):
         self._extra -= n
         if self._flow.reasons & BUDGET:
             self._budget_check()
+
+    def _send_noreply(self, req: Request, size: int, drop: ReplyCallback) -> None:
+        """Forward a noreply request: a large one counts its bytes until the backend has
+        answered it (backends always do: the proxy strips ``noreply``)."""
+        if size > self._floor:
+            self._extra += size
+            self.serving.root.send(req, self._noreply_cb, size)
+        else:
+            self.serving.root.send(req, drop, None)
+        if self._extra > self._budget:
+            self._spent()
+
+    def _reserve_keyed(self, seq: int, size: int, key: bytes) -> None:
+        """Slot ``seq`` is a keyed request of ``size`` bytes: a large one counts its bytes,
+        a read of a key known to be large (``mg``, ``gat``...) that value's size."""
+        if size > self._est:
+            self._reserve(seq, size - self._est)
+        elif self._hints.sizes:
+            self._hint(seq, key)
 
     def _hint(self, seq: int, key: bytes) -> None:
         """A read of ``key``, whose value this worker has seen large: reserve its size."""

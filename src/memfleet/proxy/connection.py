@@ -24,7 +24,7 @@ from memfleet.protocol.commands import COUNTER
 from memfleet.protocol.parse import RequestSink
 from memfleet.protocol.requests import Kind, Reply, Request, hidden_by_quiet
 from memfleet.protocol.responses import merge_get_replies, merge_get_values
-from memfleet.proxy import answers
+from memfleet.proxy import admin, answers
 from memfleet.proxy.budget import HINT_MIN, learn
 from memfleet.proxy.client_flow import ClientFlow
 from memfleet.proxy.gate import ADMITTED, DENIED, PolicyGate
@@ -208,20 +208,10 @@ class ClientConnection(ClientFlow):
             if size >= HINT_MIN:
                 self._hints.note(req.key, size)  # a large value stored (or a large request)
             if mode is Reply.NOREPLY:
-                if size > self._floor:
-                    # Its bytes count until the backend has answered (backends always do).
-                    self._extra += size
-                    serving.root.send(req, self._noreply_cb, size)
-                else:
-                    serving.root.send(req, _DROP, None)
-                if self._extra > self._budget:
-                    self._spent()
+                self._send_noreply(req, size, _DROP)
                 return
             seq = self._take_slot()
-            if size > self._est:
-                self._reserve(seq, size - self._est)
-            elif self._hints.sizes:
-                self._hint(seq, req.key)  # a read (mg, gat...) of a key known to be large
+            self._reserve_keyed(seq, size, req.key)
             if mode is Reply.NORMAL:
                 serving.root.send(req, self._deliver_cb, seq)
             else:
@@ -250,11 +240,16 @@ class ClientConnection(ClientFlow):
                 answers.flush_all(serving, req.wire, self._deliver_cb, self._take_slot())
         elif kind is Kind.VERSION:
             self._local(answers.VERSION)
-        elif kind is Kind.VERBOSITY:
-            if req.reply is not Reply.NOREPLY:
-                self._local(errors.OK)
-        elif kind is Kind.STATS:
-            self._local(answers.stats(serving, req.args))
+        elif kind is Kind.STATS or kind is Kind.VERBOSITY:
+            # Answered from the proxy's counters and the nodes' (memfleet.proxy.admin).
+            if req.reply is Reply.NOREPLY:
+                admin.answer(serving, req, _DROP, None)
+            else:
+                admin.answer(serving, req, self._deliver_cb, self._take_slot())
+        elif kind is Kind.HTTP:
+            # memcached's rule: an HTTP request line is hung up on, without a reply.
+            stats.http_closed += 1
+            self._close_after(b"")
         elif kind is Kind.BINARY:
             handler = serving.binary_handler
             if handler is not None:

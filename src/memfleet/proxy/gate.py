@@ -47,7 +47,10 @@ class PolicyGate:
     def check(self, req: Request, authenticated: bool, peer: object) -> int:
         """``ADMITTED``, or why ``req`` must be refused. ``authenticated`` says whether the
         connection has logged in (or is exempt for this request, as a binary Version is)."""
-        if self.auth is not None and not authenticated and req.kind is not Kind.QUIT:
+        # Hanging up needs no login: quit, and an HTTP request line (closed unanswered).
+        kind = req.kind
+        hangs_up = kind is Kind.QUIT or kind is Kind.HTTP
+        if self.auth is not None and not authenticated and not hangs_up:
             self.stats.auth_refused += 1
             return UNAUTHENTICATED
         deny = self.deny

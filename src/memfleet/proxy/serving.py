@@ -31,8 +31,8 @@ class Serving:
     """The current generation of the proxy's state, shared by all its connections."""
 
     __slots__ = (
-        "binary_handler", "cfg", "clients", "events", "gate", "hints", "limit_counters",
-        "memory", "pools", "root", "stats",
+        "address", "binary_handler", "cfg", "clients", "events", "gate", "hints",
+        "limit_counters", "memory", "pools", "root", "stats",
     )  # fmt: skip
 
     def __init__(
@@ -60,6 +60,8 @@ class Serving:
         # Takes over a connection whose first byte is the binary protocol's magic
         # (``memfleet.proxy.binary_connection.handle_binary``, set by the app).
         self.binary_handler: Callable[[Any, bytes], None] | None = None
+        # Where clients connect (set once listening): ``stats settings`` reports it.
+        self.address: tuple[str, int] = ("", 0)
 
     def _max_memory(self) -> int:
         return self.cfg.limits.max_memory

@@ -24,6 +24,14 @@ STREAM = [
     b"SERVER_ERROR out of memory\r\n",
     b"VALUE big 0 9\r\n\r\nEND\r\n\r\n\r\nEND\r\n",  # a value that looks like replies
     b"42\r\n",
+    # stats listings run until END, whatever their lines look like
+    b"STAT pid 1\r\nSTAT version 1.6.18\r\nSTAT 1:chunk_size 96\r\nEND\r\n",
+    b"STORED\r\n",
+    b"ITEM k [5 b; 0 s]\r\nITEM j [1 b; 0 s]\r\nEND\r\n",
+    b"PREFIX a get 2 hit 1 set 0 del 0\r\nEND\r\n",
+    b"STAT sizes_status disabled\r\nEND\r\n",
+    b"OK\r\n",
+    b"RESET\r\n",
 ]
 
 

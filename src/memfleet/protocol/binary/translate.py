@@ -265,9 +265,15 @@ def translate_reply(b: BinaryRequest, reply: bytes) -> bytes:
 
 def stats_response(opaque: int, stats: bytes, opcode: int = Op.STAT) -> bytes:
     """Text ``STAT name value`` lines (ending ``END``) as binary stat packets: one per stat,
-    then the empty packet memcached ends them with. ``RESET`` is just the end packet;
-    anything else (``ERROR``) is "not found"."""
-    if not (stats.startswith(b"STAT ") or stats == b"END\r\n" or stats == b"RESET\r\n"):
+    then the empty packet memcached ends them with. ``RESET`` and ``OK`` (``detail on``) are
+    just the end packet; ``detail dump``'s ``PREFIX`` lines are one ``detailed`` stat
+    holding them, as memcached sends it; anything else (``ERROR``) is "not found"."""
+    end = response(opcode, Status.OK, opaque)
+    if stats == b"RESET\r\n" or stats == b"OK\r\n":
+        return end
+    if stats.startswith(b"PREFIX "):
+        return response(opcode, Status.OK, opaque, key=b"detailed", value=stats) + end
+    if not (stats.startswith(b"STAT ") or stats == b"END\r\n"):
         return error(opcode, Status.KEY_ENOENT, opaque)
     out: list[bytes] = []
     for line in stats.split(b"\r\n"):
