@@ -9,6 +9,7 @@ instead of hiding each other; the error rate is in percent on a scale that is li
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,16 +135,27 @@ def results_from_report(doc: dict[str, Any]) -> list[TopologyResult]:
 def main(argv: list[str]) -> int:
     """``python -m memfleet.tools.drill.plot drill-<fault>.json ...``: draw each report's plot
     again (beside it, as ``.png``) from the numbers it holds, without running the drill."""
+    import argparse
     import json
 
-    for name in argv:
+    parser = argparse.ArgumentParser(
+        prog="python -m memfleet.tools.drill.plot",
+        description="Draw each drill report's plot again, beside it, from its numbers.",
+    )
+    parser.add_argument("reports", nargs="+", metavar="drill-FAULT.json")
+    args = parser.parse_args(argv)
+    for name in args.reports:
         source = Path(name)
-        doc = json.loads(source.read_text())
-        print(plot(results_from_report(doc), doc["fault"], source.with_suffix(".png")))
+        try:
+            doc = json.loads(source.read_text())
+            results = results_from_report(doc)
+            fault = doc["fault"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"{name}: not a drill report ({exc})", file=sys.stderr)
+            return 2
+        print(plot(results, fault, source.with_suffix(".png")))
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
