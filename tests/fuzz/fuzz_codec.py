@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from memfleet.protocol.binary import BinaryParser
 from memfleet.protocol.parse import RequestParser
-from memfleet.protocol.requests import Kind, Request
+from memfleet.protocol.requests import Kind, Reply, Request
 from memfleet.protocol.responses import FramingError, ResponseFramer
 
 MAX_ITEM = 4096
@@ -112,15 +112,37 @@ def _summary(reqs: list[Request]) -> list[tuple[object, ...]]:
     ]
 
 
+def _joined(reqs: list[Request]) -> list[tuple[object, ...]]:
+    """The summary with a get line handed over in parts (``more``) joined back into one
+    get, and get wires left out (a part has none)."""
+    out: list[tuple[object, ...]] = []
+    keys: list[bytes] = []
+    for r in reqs:
+        if r.kind is Kind.GET:
+            keys += r.keys
+            if r.more:
+                continue
+            out.append((r.kind, r.cmd, tuple(keys), r.reply))
+            keys = []
+        else:
+            out += _summary([r])
+    return out
+
+
 def check_text(rng: random.Random, data: bytes) -> None:
-    """Client parser: never raises, split == whole, bounded."""
-    whole = _summary(RequestParser(MAX_ITEM, MAX_LINE).feed(data))
+    """Client parser: never raises, split == whole (but for memcached's own read-for-read
+    rule: a read ending inside a long line that is not a get closes, silently), bounded."""
+    whole = _joined(RequestParser(MAX_ITEM, MAX_LINE).feed(data))
     p = RequestParser(MAX_ITEM, MAX_LINE)
     got: list[Request] = []
     for piece in _splits(rng, data):
         got += p.feed(piece)
         assert p.buffered <= MAX_LINE + MAX_ITEM + 4, p.buffered
-    assert _summary(got) == whole
+    split = _joined(got)
+    if split and split[-1] == (Kind.CLOSE, b"", b"", (), b"", Reply.NORMAL) and split != whole:
+        split = split[:-1]  # closed where a read ended inside a long line
+        whole = whole[: len(split)]
+    assert split == whole
 
 
 def check_replies(rng: random.Random, data: bytes) -> None:

@@ -107,3 +107,8 @@ def ok_exptime(tok: bytes) -> bool:
     """memcached's ``safe_strtol`` for a 32-bit signed exptime."""
     v = parse_int(tok)
     return v is not None and -(2**63) <= v < 2**63
+
+
+def as_int32(v: int) -> int:
+    """``v`` stored into a C ``int32_t``: its low 32 bits, signed."""
+    return ((v + 2**31) % 2**32) - 2**31

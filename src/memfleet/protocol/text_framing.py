@@ -18,19 +18,19 @@ from collections.abc import Callable
 from typing import Final
 
 from memfleet.protocol import errors
-from memfleet.protocol.buffer import PendingBytes, ok_exptime, ok_flags, parse_int
+from memfleet.protocol.buffer import PendingBytes, as_int32, ok_exptime, ok_flags, parse_int
 from memfleet.protocol.commands import SET, TEXT, Family, looks_like_http, meta_effects
 from memfleet.protocol.requests import Kind, Reply, Request, routing_key
 
 MAX_KEY_LENGTH = 250
 DEFAULT_MAX_ITEM_SIZE = 1024 * 1024
 DEFAULT_MAX_LINE_LENGTH = 64 * 1024
-# memcached drops a connection whose first 2048 bytes hold no newline, unless it is a get.
+# memcached drops a connection when a read ends inside a line of over 2048 bytes that is not
+# a get, without a word...
 PARTIAL_LINE_LIMIT = 2048
-# ...when that happens at the end of a read: its read buffer is 16 KiB, so a longer line that
-# is not a get never fits in one read and always closes the connection (measured on 1.6.18:
-# a 5,000-byte gat line sent at once is answered, a 19,568-byte one closes). Here a line that
-# is not a get may be up to this long whatever the read boundaries: one behaviour.
+# ...and its read buffer is 16 KiB, so such a line longer than that never completes in one
+# read: it always closes (measured on 1.6.18: a 5,000-byte gat line sent at once is
+# answered, a 19,568-byte one closes the connection).
 LINE_LIMIT = 16 * 1024
 
 _NOREPLY = b"noreply"
@@ -210,10 +210,11 @@ class TextFramer:
         rest = len(buf) - pos
         if rest > PARTIAL_LINE_LIMIT:
             if not self._is_get(buf, pos):
-                if rest > LINE_LIMIT:
-                    self._close(out, b"")  # as memcached: closed without a word
-                    return
-            elif rest > self.max_line_length:
+                # memcached's rule, read for read: a read that ends inside a line over 2048
+                # bytes that is not a get closes the connection, without a word.
+                self._close(out, b"")
+                return
+            if rest > self.max_line_length:
                 self._stream_get(buf, pos, out)
                 return
         self._rest.keep(buf[pos:] if pos else buf)
@@ -308,7 +309,11 @@ class TextFramer:
         noreply = ntok == base + 1 and tokens[-1] == _NOREPLY
         mode = Reply.NOREPLY if noreply else Reply.NORMAL
         key = tokens[1]
+        # memcached reads the length with strtol into a 32-bit int: the low 32 bits of any
+        # number a long holds (`set k 0 0 4294967297` stores one byte, as there).
         vlen = parse_int(tokens[4])
+        if vlen is not None:
+            vlen = as_int32(vlen) if -(2**63) <= vlen < 2**63 else None
         if (
             len(key) > MAX_KEY_LENGTH
             or not ok_flags(tokens[2])

@@ -90,10 +90,15 @@ def test_binary_magic_hands_the_connection_over() -> None:
 
 
 def test_long_lines_follow_memcacheds_rule() -> None:
-    # A line that is not a get closes the connection silently once it is longer than
-    # memcached's 16 KiB read buffer (complete or not); up to that it is parsed.
-    [r] = RequestParser().feed(b"x" * (16 * 1024 + 1))
+    # A line that is not a get: a read ending inside it past 2048 bytes closes the connection
+    # silently, as does a complete one longer than memcached's 16 KiB read buffer; a complete
+    # one up to that is parsed.
+    [r] = RequestParser().feed(b"x" * 2049)
     assert r.kind is Kind.CLOSE and r.wire == b""
+    [r] = RequestParser().feed(b"x" * (16 * 1024 + 1) + b"\r\n")
+    assert r.kind is Kind.CLOSE and r.wire == b""
+    [r] = RequestParser().feed(b"set k 0 0 4294967297\r\nx\r\n")  # strtol into an int32
+    assert r.kind is Kind.KEYED and r.wire.endswith(b"\r\nx\r\n")
     [r] = RequestParser().feed(b"touch " + b"a" * 3000 + b" 0\r\n")
     assert r.kind is Kind.LOCAL and r.wire == errors.BAD_FORMAT
     [r] = RequestParser().feed(b"gat 0 " + b"k " * 3000 + b"\r\n")
