@@ -22,6 +22,7 @@ from memfleet.backends.endpoint import Endpoint
 from memfleet.backends.failure import Failure
 from memfleet.backends.latency import LatencyHistogram
 from memfleet.backends.peers import PEERS, PeerFences
+from memfleet.backends.rejoin_mark import RejoinMark
 from memfleet.backends.repair import MAX_ROUNDS, RepairRound
 from memfleet.config import BackendOptions
 from memfleet.protocol import errors
@@ -32,6 +33,10 @@ __all__ = ["Backend", "BackendConnection", "LatencyHistogram", "ReplyCallback"]
 
 _FAILURE: Final = errors.BACKEND_FAILURE
 _PEERS: Final[PeerFences] = PEERS
+
+
+def _ignore(_n: int) -> None:
+    pass
 
 
 # Compiled; tests subclass it in Python to script a backend.
@@ -70,6 +75,9 @@ class Backend(Endpoint):
         self._held_only = False
         self._settling = False
         self.peer_holds = 0
+        # Shared with other proxy instances, in the cache (memfleet.backends.rejoin_mark).
+        self._mark = RejoinMark(self.name, [])
+        self.mark_waits = 0
 
     def key(self) -> tuple[str, int, BackendOptions]:
         """What identifies a backend across reloads: same key, same connections kept."""
@@ -134,6 +142,10 @@ class Backend(Endpoint):
         if not self._fenced_here and _PEERS.link is not None:
             self._fenced_here = True
             _PEERS.fence(self.name)
+        mark = self._mark
+        if not mark.held and self.repair_sources:
+            mark.sources = self.repair_sources
+            mark.raise_()
         if self._held_only:
             # Out of service only for another worker's fence so far: now it has keys of this
             # worker's to repair too.
@@ -201,7 +213,7 @@ class Backend(Endpoint):
             self.repair_send(b"flush_all\r\n", self._rejoin_flushed, None)
             return
         if not self._journal:
-            self._back_in_service()
+            self._serve_again()
             return
         keys = list(self._journal)
         self._journal = set()
@@ -279,6 +291,9 @@ class Backend(Endpoint):
         # name) and its reply or failure comes back to _probe_done.
         self._probing = True
         self._connections()[0].send(b"version\r\n", self._probe_done, None)
+        if self._mark.held:
+            self._mark.sources = self.repair_sources
+            self._mark.refresh()
 
     def _probe_done(self, _token: Any, reply: bytes) -> None:
         self._probing = False
@@ -288,12 +303,39 @@ class Backend(Endpoint):
             self._schedule_retry()
             return
         if not self._journal and not self._flush_on_rejoin:
-            self._back_in_service()
+            self._serve_again()
             return
         # The repair waits for whatever the node may still apply from before (bounded).
         self._rounds = 0
         deadline = asyncio.get_running_loop().time() + self.options.read_timeout
         self._await_drain(deadline)
+
+    def _serve_again(self) -> None:
+        """Nothing is left to repair here: back in service once no other proxy instance has
+        keys of its own to repair on this backend (its rejoin mark)."""
+        if not self.repair_sources or not self.journals:
+            self._back_in_service()
+            return
+        self._mark.sources = self.repair_sources
+        self._mark.settle(self._mark_answered)
+
+    def _mark_answered(self, others: int) -> None:
+        if self._closed:
+            return
+        if self._journal or self._flush_on_rejoin:
+            self._next_round()  # written again while the mark was read
+        elif others > 0:
+            self.mark_waits += 1
+            if self.mark_waits == 1 or self.mark_waits % 30 == 0:
+                log.warning(
+                    "backend %s: repaired by this proxy; %d other proxy process(es) still "
+                    "repair it (its rejoin mark); asking again in %gs", self.name, others,
+                    self.options.retry_timeout,
+                    extra={"event": "backend_mark_wait", "backend": self.name},
+                )  # fmt: skip
+            self._schedule_retry()
+        else:
+            self._back_in_service()
 
     def _back_in_service(self) -> None:
         self.failures = 0
@@ -376,6 +418,8 @@ class Backend(Endpoint):
         if self._fenced_here:
             self._fenced_here = False
             _PEERS.release(self.name)  # its journal goes with it, as in one process
+        if self._mark.held:
+            self._mark.settle(_ignore)
         self._closed = True
         self.down = True  # a late request from the old route tree fails fast
         if self._retry is not None:
