@@ -32,7 +32,7 @@ from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
     "hang-node (SIGSTOP, then SIGCONT), restart-node (a graceful restart of a restartable "
     "node), kill-host and cut-host (a simulated host killed or cut off: Linux, root). Each "
     "fleet runs under `memfleet up --restart never`, so nothing but the drill's heal "
-    "brings a node back. 'time to recover' is when errors stopped and throughput came back; "
+    "brings a node back. 'service recovered' is when errors stopped and throughput came back; "
     "'data' says whether the keys written before the fault are still readable.",
 )  # fmt: skip
 @click.option("--topology", "topologies", multiple=True, type=click.Choice(TOPOLOGIES),
@@ -55,6 +55,12 @@ from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 @click.option("--connections", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="Client connections of the workload.")  # fmt: skip
 @click.option("--ratio", default="9:1", show_default=True, help="GET:SET of the workload.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes of each proxy (memfleet proxy --workers): they share the "
+              "replicas' journal and fences.")  # fmt: skip
+@click.option("--proxies", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Proxy instances over the same nodes, the load spread over them (a "
+              "DaemonSet's proxies: they share no journal).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
 def drill_cmd(
     topologies: tuple[str, ...],
@@ -66,6 +72,8 @@ def drill_cmd(
     rate: float,
     connections: int,
     ratio: str,
+    workers: int,
+    proxies: int,
     as_json: bool,
 ) -> None:
     """Fault drill: bring a topology up, load it, break it, heal it, then report and plot
@@ -79,7 +87,7 @@ def drill_cmd(
     try:
         opts = DrillOptions(
             topologies=chosen, fault=fault, duration=duration, keys=keys, rate=rate,
-            connections=connections, ratio=mix, out=out,
+            connections=connections, ratio=mix, out=out, workers=workers, proxies=proxies,
             log=lambda m: click.echo(f"memfleet drill: {m}", err=True),
         )  # fmt: skip
         results, json_path, png = run_drill(opts)

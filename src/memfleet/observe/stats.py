@@ -104,6 +104,10 @@ def backend_stats(backends: Iterable[Backend]) -> list[tuple[str, object]]:
             (f"{b.name}:invalidated", b.invalidated),
             (f"{b.name}:repair_dropped", b.repair_dropped),
             (f"{b.name}:rejoin_flushes", b.rejoin_flushes),
+            # Out of service for another worker's fence (--workers), and rejoins put off
+            # because another proxy instance still repairs it (its rejoin mark).
+            (f"{b.name}:peer_holds", b.peer_holds),
+            (f"{b.name}:mark_waits", b.mark_waits),
             (f"{b.name}:queue_full", b.queue_full),
             (f"{b.name}:connects", b.connects),
             (f"{b.name}:reconnects", reconnects(b)),

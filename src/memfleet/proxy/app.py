@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from memfleet import is_compiled
 from memfleet.backends.backend import Backend
+from memfleet.backends.peers import PEERS
 from memfleet.backends.pool import Pool
 from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
 from memfleet.config.tls import server_context
@@ -27,6 +28,7 @@ from memfleet.proxy.binary_connection import handle_binary
 from memfleet.proxy.connection import ClientConnection, protocol_error_log
 from memfleet.proxy.gate import PolicyGate
 from memfleet.proxy.limits import LimitCounters, Sweeper
+from memfleet.proxy.peer_link import PeerLink, join_peers, leave_peers
 from memfleet.proxy.serving import Serving
 from memfleet.routes.base import Route
 from memfleet.routes.builder import BackendKey, build_pools, build_routes
@@ -60,6 +62,7 @@ class Proxy:
         # Takes over a connection whose first byte is the binary protocol's magic.
         self.serving.binary_handler = handle_binary
         self._server: asyncio.AbstractServer | None = None
+        self._peers: PeerLink | None = None  # with --workers: the fences all workers share
         # Observability hook: memfleet.observe.metrics gives backends a reload adds their
         # latency histogram (with --metrics only; nothing runs per request either way).
         self.after_apply: Callable[[], None] | None = None
@@ -135,6 +138,11 @@ class Proxy:
         """Listen for clients; return the bound address (port 0 picks a free one)."""
         host, port = parse_hostport(listen or self.cfg.listen)
         loop = asyncio.get_running_loop()
+        # A worker applies the fences the others hold before it serves anyone.
+        self._peers = await join_peers()
+        if self._peers is not None:
+            PEERS.backends = self.all_backends
+            PEERS.sync()
         tls = server_context(self.cfg.tls) if self.cfg.tls is not None else None
         serving = self.serving
         self._server = await loop.create_server(
@@ -215,12 +223,16 @@ class Proxy:
         for b in old.values():
             if id(b) not in kept:
                 b.retire()
+        if self._peers is not None:
+            PEERS.sync()  # new backends learn what the other workers fence
         if self.after_apply is not None:
             self.after_apply()
 
     async def close(self) -> None:
         """Stop listening, close clients and backends."""
         self.sweeper.stop()
+        leave_peers(self._peers)
+        self._peers = None
         if self._server is not None:
             self._server.close()
         for c in list(self.clients):

@@ -3,7 +3,9 @@
 The parent supervises: it starts each worker as ``memfleet proxy ... --reuse-port`` (a fresh
 interpreter, not a fork, so no event loop or lock is inherited), forwards SIGHUP (reload)
 and SIGTERM/SIGINT (stop), restarts a worker that dies, and, with ``--metrics``, serves the
-sum of the workers' metrics: each worker exposes its own on a private loopback port.
+sum of the workers' metrics: each worker exposes its own on a private loopback port. It also
+owns the rejoin fences the workers share (``memfleet.proxy.peer_hub``): each worker gets one
+end of a socket pair to it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from memfleet.proxy.peer_hub import PeerHub
+from memfleet.proxy.peer_link import ENV as PEER_FD_ENV
 
 log = logging.getLogger("memfleet.proxy.workers")
 
@@ -81,12 +86,18 @@ class Supervisor:
         self.metrics_ports = [free_loopback_port() for _ in range(count)] if metrics else []
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self.stopping = threading.Event()
+        self.hub = PeerHub()
 
     def _start(self, i: int) -> None:
         args = [sys.executable, "-m", "memfleet", "proxy", *self.worker_args, "--reuse-port"]
         if self.metrics_ports:
             args += ["--metrics", f"127.0.0.1:{self.metrics_ports[i]}"]
-        self.procs[i] = subprocess.Popen(args)
+        channel = self.hub.new_worker(i)
+        env = {**os.environ, PEER_FD_ENV: str(channel.fileno())}
+        try:
+            self.procs[i] = subprocess.Popen(args, pass_fds=(channel.fileno(),), env=env)
+        finally:
+            channel.close()  # the worker has its own copy: its exit closes the channel
         log.info("worker %d started (pid %d)", i, self.procs[i].pid)  # type: ignore[union-attr]
 
     def _signal_all(self, sig: int) -> None:
@@ -112,6 +123,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self._signal_all(signal.SIGHUP))
+        self.hub.start()
         for i in range(self.count):
             self._start(i)
         while not self.stopping.wait(0.2):
@@ -133,6 +145,7 @@ class Supervisor:
                 p.kill()
                 p.wait(5)
             status = status or (p.returncode if p.returncode and p.returncode > 0 else 0)
+        self.hub.stop()
         return status
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.peers import PEERS, PeerFences
 from memfleet.protocol.requests import Request
 from memfleet.protocol.responses import ERROR, classify
 from memfleet.routes.base import Route, drop, unique_backends
@@ -27,6 +28,7 @@ from memfleet.routes.pool import PoolRoute, aligned_pools
 from memfleet.routes.waits import Deadlines, Waiter
 
 _DROP: Final[ReplyCallback] = drop
+_PEERS: Final[PeerFences] = PEERS
 # Fan-out states kept for reuse per route (as allfastest's).
 _FREE_STATES: Final = 1024
 
@@ -124,6 +126,7 @@ class _Sync(Waiter):
     def _finish(self) -> None:
         route = self.route
         replies = self.replies
+        journaled = False
         if route.strict:
             answer = replies[-1]
             for r in replies:
@@ -138,6 +141,7 @@ class _Sync(Waiter):
                     # Failed, not answered in time, or holding something else: out of service
                     # until repaired, before the client hears of the write.
                     route.children[i].journal_key(key)
+                    journaled = True
         cb = self.cb
         token = self.token
         self.answered = True
@@ -145,6 +149,10 @@ class _Sync(Waiter):
         self.token = None
         if not self.remaining:
             self._release()  # before answering: the answer may lead to another request
+        # With --workers, a journaled write is answered once every worker has the replica
+        # out of service (memfleet.backends.peers): at once unless its fence is new.
+        if journaled and _PEERS.pending and _PEERS.hold(cb, token, answer):
+            return
         cb(token, answer)
 
     def _available_answer(self) -> bytes:

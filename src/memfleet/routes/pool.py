@@ -10,6 +10,7 @@ import xxhash
 from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.backends.fence import FENCE, WriteFence
 from memfleet.backends.hashing import jump_hash
+from memfleet.backends.peers import PEERS, PeerFences
 from memfleet.backends.pool import Pool
 from memfleet.protocol import errors
 from memfleet.protocol.commands import WRITES
@@ -23,12 +24,16 @@ FAILURE: Final = errors.BACKEND_FAILURE
 
 _WRITES: Final = WRITES  # from the command table: a replica that missed one is stale
 _FENCE: Final[WriteFence] = FENCE
+_PEERS: Final[PeerFences] = PEERS
 
 
 def _after_write(token: tuple[Backend, bytes, ReplyCallback, object], reply: bytes) -> None:
     backend, key, cb, inner = token
     if reply is FAILURE:
         backend.missed_write(key)
+        # With --workers: not before every worker has the backend out of service.
+        if _PEERS.pending and _PEERS.hold(cb, inner, reply):
+            return
     cb(inner, reply)
 
 

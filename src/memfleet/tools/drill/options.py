@@ -32,5 +32,12 @@ class DrillOptions:
     ratio: tuple[int, int] = (9, 1)
     value_size: int = 100
     hosts: int = 3
+    # The proxy under test: ``memfleet up``'s own (1 worker, 1 instance), or the drill's own
+    # over the same nodes, with ``workers`` processes each (``memfleet proxy --workers``) and
+    # ``proxies`` instances (a DaemonSet's proxies: they share no journal). With several
+    # instances the stale checker writes through the first and reads through the last, which
+    # also carries the load.
+    workers: int = 1
+    proxies: int = 1
     out: Path | None = None
     log: Any = None  # a callable taking one progress line

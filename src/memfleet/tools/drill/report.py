@@ -85,6 +85,8 @@ def report_document(opts: DrillOptions, results: list[TopologyResult]) -> dict[s
         "rate": opts.rate,
         "connections": opts.connections,
         "ratio": f"{opts.ratio[0]}:{opts.ratio[1]}",
+        "proxy_workers": opts.workers,
+        "proxy_instances": opts.proxies,
         "topologies": [
             {"topology": r.topology, "victim": r.victim, "skipped": r.skipped,
              "fault_start": round(r.fault_start, 3), "fault_end": round(r.fault_end, 3),

@@ -21,6 +21,7 @@ from memfleet.tools.drill.options import (
     DrillOptions,
 )
 from memfleet.tools.drill.plot import plot
+from memfleet.tools.drill.proxies import DrillProxies
 from memfleet.tools.drill.report import report_document
 from memfleet.tools.drill.stale import StaleChecker
 from memfleet.tools.drill.summary import TopologyResult, series_point, summarize
@@ -39,10 +40,19 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
             result.skipped = f"{opts.fault} needs simulated hosts: {why}"
             say(f"{topology}: skipped: {result.skipped}")
             return result
+    if (opts.workers > 1 or opts.proxies > 1) and opts.fault in HOST_FAULTS:
+        raise DrillError(f"{opts.fault} runs the proxy on the simulated network: only with "
+                         "memfleet up's own proxy (one worker, one instance)")  # fmt: skip
     fleet = FleetProcess(topology, workdir, opts.fault, opts.hosts)
+    proxies: DrillProxies | None = None
     try:
         state = fleet.wait_ready()
         host, port = state["proxy"]["host"], int(state["proxy"]["port"])
+        write_port = port
+        if opts.workers > 1 or opts.proxies > 1:
+            proxies = DrillProxies(state, workdir, opts.workers, opts.proxies)
+            proxies.wait_ready()
+            host, port, write_port = "127.0.0.1", proxies.ports[-1], proxies.ports[0]
         victim = choose_victim(state)
         result.victim = victim["name"] + (f" on {victim['failure_host']}"
                                           if opts.fault in HOST_FAULTS else "")  # fmt: skip
@@ -64,7 +74,8 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
         injector = Injector(fleet, opts.fault, victim, t0 + opts.duration * opts.fault_at,
                             t0 + opts.duration * opts.heal_at)  # fmt: skip
         injector.start()
-        checker = StaleChecker(host, port, opts.duration + start_delay + 5)
+        checker = StaleChecker(host, write_port, opts.duration + start_delay + 5,
+                               read_from=(host, port))  # fmt: skip
         checker.start()
         try:
             bench = run(cfg, start_delay=start_delay)
@@ -93,6 +104,8 @@ def drill_topology(topology: str, opts: DrillOptions, workdir: Path) -> Topology
             f"of {stale.reads} checked ({s['stale_checker_errors']} checker errors, "
             f"{stale.misses} misses)")  # fmt: skip
     finally:
+        if proxies is not None:
+            proxies.stop()
         fleet.stop()
     return result
 

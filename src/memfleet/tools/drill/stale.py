@@ -2,7 +2,8 @@
 
 One connection writes (``set`` a new value, or ``delete``) keys of its own (``drill:s:<i>``),
 another reads each key back once the write was acknowledged. With ``--workers`` the two
-connections usually land on different workers. A read is **stale** when it returns a value
+connections usually land on different workers; with several proxy instances the writer uses
+the first and the reader the last. A read is **stale** when it returns a value
 other than the last one acknowledged, or a value of a key whose delete was acknowledged. A
 miss is counted apart (a lost key, not a stale one); after a write that got an error the
 key's value is unknown until the next acknowledged write, and its reads are not judged.
@@ -66,9 +67,17 @@ class StaleChecker(threading.Thread):
     """Writes and reads back at ``rate`` operations per second until stopped (bounded by
     ``seconds`` and a count)."""
 
-    def __init__(self, host: str, port: int, seconds: float, rate: float = 300.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        seconds: float,
+        rate: float = 300.0,
+        read_from: tuple[str, int] | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.host, self.port = host, port
+        self.read_from = read_from or (host, port)
         self.seconds = seconds
         self.rate = rate
         self.counts = StaleCounts()
@@ -86,7 +95,7 @@ class StaleChecker(threading.Thread):
         deadline = time.monotonic() + self.seconds
         seq = 0
         try:
-            writer, reader = _Conn(self.host, self.port), _Conn(self.host, self.port)
+            writer, reader = _Conn(self.host, self.port), _Conn(*self.read_from)
             while not self._stop_event.is_set() and time.monotonic() < deadline:
                 seq += 1
                 if seq > 10_000_000:

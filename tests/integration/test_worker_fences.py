@@ -1,0 +1,171 @@
+"""``--workers 2``: a replica fenced by one worker is out of service for the other too, and
+comes back only once every worker that journaled writes for it has repaired them, a worker's
+restart included. Real memcached; the replica comes back warm (restartable memory file), so
+an unrepaired replica would answer the old value."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+FAST = {"read_timeout": 0.5, "connect_timeout": 0.5, "failure_limit": 2, "retry_timeout": 0.3}
+KEYS = [b"wf%d" % i for i in range(40)]
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _pid(conn: Conn) -> int:
+    return int(conn.request(b"stats\r\n").split(b"STAT pid ")[1].split(b"\r\n")[0])
+
+
+def _one_per_worker(port: int, workers: int = 2) -> dict[int, Conn]:
+    """A client connection to each worker (the kernel spreads connections over them)."""
+    by_pid: dict[int, Conn] = {}
+    deadline = time.monotonic() + 15  # the second worker may still be starting
+    for _ in range(2000):
+        if time.monotonic() > deadline:
+            break
+        c = Conn(port)
+        pid = _pid(c)
+        if pid in by_pid:
+            c.close()
+            continue
+        by_pid[pid] = c
+        if len(by_pid) == workers:
+            break
+    assert len(by_pid) == workers, "connections never reached both workers"
+    return by_pid
+
+
+class Restartable(Memcached):
+    """memcached with a memory file: a graceful stop (SIGUSR1) and a start come back warm."""
+
+    def __init__(self, mem_file: Path) -> None:
+        super().__init__(extra=["-e", str(mem_file)])
+
+    def graceful_stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR1)
+        self.proc.wait(10)
+        self.proc = None
+        self.stopped_at = time.time()
+
+    def start(self) -> None:
+        # memcached 1.6.18 starts cold when its state file's stop time is not in the past.
+        time.sleep(max(0.0, getattr(self, "stopped_at", 0.0) + 1.1 - time.time()))
+        super().start()
+
+
+def _fleet(
+    tmp_path: Path,
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> tuple[Restartable, Memcached, ProxyProcess]:
+    a = Restartable(tmp_path / "a.mem")
+    b = memcached_factory()
+    kids = ["replica_0", "replica_1"]
+    cfg = {
+        "pools": {
+            "replica_0": {"backends": [a.address], **FAST},
+            "replica_1": {"backends": [b.address], **FAST},
+        },
+        "routes": {
+            "get": {"allfastest": {"children": kids, "miss": True}},
+            "default": {"allsync": {"children": kids}},
+        },
+    }
+    proxy = proxy_factory(cfg, ("--watch-interval", "0", "--workers", "2"))
+    assert wait_until(lambda: len(_children(proxy.proc.pid)) == 2)
+    return a, b, proxy
+
+
+def _read_all(conn: Conn) -> list[bytes]:
+    """Every key's value (or miss) as this connection reads it."""
+    out = []
+    for k in KEYS:
+        reply = conn.request(b"get %s\r\n" % k)
+        out.append(reply.split(b"\r\n")[1] if reply.startswith(b"VALUE") else reply)
+    return out
+
+
+def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
+    tmp_path: Path,
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    a, _b, proxy = _fleet(tmp_path, memcached_factory, proxy_factory)
+    try:
+        (pid_w, writer), (pid_r, reader) = _one_per_worker(proxy.port).items()
+        for k in KEYS:
+            assert writer.request(b"set %s 0 0 3\r\nold\r\n" % k) == b"STORED\r\n"
+        assert _read_all(reader) == [b"old"] * len(KEYS)
+        a.graceful_stop()
+        # Only the writer's worker sees the replica missing: the reader's is idle.
+        for k in KEYS:
+            assert writer.request(b"set %s 0 0 3\r\nnew\r\n" % k) == b"STORED\r\n"
+        a.start()  # back warm: it holds "old" for every key until it is repaired
+        direct = Conn(a.port)
+        first, last = KEYS[0], KEYS[-1]
+        assert direct.request(b"get %s\r\n" % first) == b"VALUE %s 0 3\r\nold\r\nEND\r\n" % first
+        deadline = time.monotonic() + 10
+        seen_old = 0
+        while time.monotonic() < deadline:
+            values = _read_all(reader)
+            seen_old += values.count(b"old")
+            if direct.request(b"get %s\r\n" % last) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % last:
+                break  # repaired (by the writer's worker)
+        assert seen_old == 0, f"the other worker read {seen_old} old values"
+        assert wait_until(lambda: all(
+            direct.request(b"get %s\r\n" % k) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % k
+            for k in KEYS))  # fmt: skip
+        # And both workers serve from the repaired replica again: reads stay right.
+        assert _read_all(reader) == [b"new"] * len(KEYS)
+        assert _read_all(writer) == [b"new"] * len(KEYS)
+        assert pid_w != pid_r
+        direct.close()
+    finally:
+        a.stop()
+
+
+def test_a_dead_workers_fences_go_to_its_successor_which_flushes(
+    tmp_path: Path,
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    a, _b, proxy = _fleet(tmp_path, memcached_factory, proxy_factory)
+    try:
+        (pid_w, writer), (_pid_r, reader) = _one_per_worker(proxy.port).items()
+        for k in KEYS:
+            assert writer.request(b"set %s 0 0 3\r\nold\r\n" % k) == b"STORED\r\n"
+        a.graceful_stop()
+        for k in KEYS:
+            assert writer.request(b"set %s 0 0 3\r\nnew\r\n" % k) == b"STORED\r\n"
+        os.kill(pid_w, signal.SIGKILL)  # the worker that journaled them dies
+        writer.close()
+        assert wait_until(lambda: len(set(_children(proxy.proc.pid)) - {pid_w}) == 2)
+        a.start()
+        direct = Conn(a.port)
+        seen_old = 0
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            seen_old += _read_all(reader).count(b"old")
+            if direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n":
+                break  # the successor flushed it
+        assert seen_old == 0, f"{seen_old} old values read while the dead worker's keys were lost"
+        assert direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n"
+        assert wait_until(lambda: "flushed before rejoining (its worker died" in proxy.log())
+        assert _read_all(reader) == [b"new"] * len(KEYS)
+        direct.close()
+    finally:
+        a.stop()
