@@ -240,6 +240,13 @@ async def _run_proxy(
 
     assert isinstance(cfg, ProxyConfig)
     proxy = Proxy(cfg, config_path, zone)
+    # The signals first: a SIGHUP that arrived between listening and these (a deploy tool
+    # reloading a proxy it has just seen listen) would otherwise end the process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, proxy.reload)
     metrics_server = None
     if metrics is not None:
         from memfleet.observe import metrics as metrics_mod
@@ -256,11 +263,6 @@ async def _run_proxy(
     from memfleet.proxy.app import tune_gc_for_serving
 
     tune_gc_for_serving()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, proxy.reload)
     watcher = loop.create_task(proxy.watch_config(watch_interval)) if watch_interval else None
     try:
         await stop.wait()

@@ -145,6 +145,7 @@ class Proxy:
             PEERS.sync()
         tls = server_context(self.cfg.tls) if self.cfg.tls is not None else None
         serving = self.serving
+        serving.memory.start()  # the allocator set up before the first client
         self._server = await loop.create_server(
             lambda: ClientConnection(serving),
             host,
@@ -158,7 +159,6 @@ class Proxy:
         sock = sockets[0].getsockname()
         self.serving.address = (str(sock[0]), int(sock[1]))
         self.sweeper.start()
-        self.serving.memory.start()
         log.info(
             "memfleet proxy listening on %s:%d (hot path: %s)", sock[0], sock[1],
             "compiled" if is_compiled() else "pure Python",

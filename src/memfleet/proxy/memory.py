@@ -26,7 +26,6 @@ deliberate steps (glibc only; elsewhere, nothing):
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -61,9 +60,10 @@ class _Libc:
 
     def __init__(self) -> None:
         self.trim: Callable[[int], int] | None = None
-        name = ctypes.util.find_library("c")
         try:
-            libc = ctypes.CDLL(name) if name else None
+            # The symbols already loaded into this process (libc among them), not
+            # ctypes.util.find_library: that runs ldconfig or a compiler, a slow subprocess.
+            libc = ctypes.CDLL(None)
             trim = getattr(libc, "malloc_trim", None)
             mallopt = getattr(libc, "mallopt", None)
         except OSError:
