@@ -169,3 +169,46 @@ def test_a_dead_workers_fences_go_to_its_successor_which_flushes(
         direct.close()
     finally:
         a.stop()
+
+
+def test_fills_across_workers_copy_a_hit_and_never_outlive_a_delete(
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    """The write fence the workers share: with no write anywhere, a hit is still copied to the
+    replica that lacked it; a delete from one worker racing a read from the other never
+    leaves the key on a replica (the fill's add lands in no order with the other worker's
+    delete, on its own connection)."""
+    a, b = memcached_factory(), memcached_factory()
+    kids = ["replica_0", "replica_1"]
+    cfg = {
+        "pools": {"replica_0": {"backends": [a.address]}, "replica_1": {"backends": [b.address]}},
+        "routes": {
+            "get": {"allfastest": {"children": kids, "miss": True, "fill_ttl": 300}},
+            "default": {"allsync": {"children": kids}},
+        },
+    }
+    proxy = proxy_factory(cfg, ("--watch-interval", "0", "--workers", "2"))
+    assert wait_until(lambda: len(_children(proxy.proc.pid)) == 2)
+    (_, reader), (_, deleter) = _one_per_worker(proxy.port).items()
+    on_a, on_b = Conn(a.port), Conn(b.port)
+    assert on_a.request(b"set warm 0 0 1\r\nw\r\n") == b"STORED\r\n"
+    assert reader.request(b"get warm\r\n") == b"VALUE warm 0 1\r\nw\r\nEND\r\n"
+    assert wait_until(lambda: on_b.request(b"get warm\r\n") == b"VALUE warm 0 1\r\nw\r\nEND\r\n")
+    rounds = 300
+    deadline = time.monotonic() + 60
+    keys = [b"race%d" % i for i in range(rounds)]
+    for k in keys:
+        if time.monotonic() > deadline:
+            break
+        assert on_a.request(b"set %s 0 0 1\r\nv\r\n" % k) == b"STORED\r\n"  # only a has it
+        # Both requests in flight at once, on the two workers.
+        reader.send(b"get %s\r\nmn\r\n" % k)
+        deleter.send(b"delete %s\r\nmn\r\n" % k)
+        reader.read_until(b"MN\r\n")
+        assert deleter.read_until(b"MN\r\n") == b"DELETED\r\nMN\r\n"
+    # A fill still on its way lands within a moment; then no replica may hold any key.
+    time.sleep(0.5)
+    left = [b"b:" + k for k in keys if on_b.request(b"get %s\r\n" % k) != b"END\r\n"]
+    left += [b"a:" + k for k in keys if on_a.request(b"get %s\r\n" % k) != b"END\r\n"]
+    assert left == [], f"{len(left)} deleted keys came back on a replica"
