@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
+from tests.helpers import Conn, Memcached, ProxyProcess, read_values, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,15 +90,6 @@ def _fleet(
     return a, b, proxy
 
 
-def _read_all(conn: Conn) -> list[bytes]:
-    """Every key's value (or miss) as this connection reads it."""
-    out = []
-    for k in KEYS:
-        reply = conn.request(b"get %s\r\n" % k)
-        out.append(reply.split(b"\r\n")[1] if reply.startswith(b"VALUE") else reply)
-    return out
-
-
 def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
     tmp_path: Path,
     memcached_factory: Callable[..., Memcached],
@@ -109,7 +100,7 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
         (pid_w, writer), (pid_r, reader) = _one_per_worker(proxy.port).items()
         for k in KEYS:
             assert writer.request(b"set %s 0 0 3\r\nold\r\n" % k) == b"STORED\r\n"
-        assert _read_all(reader) == [b"old"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"old"] * len(KEYS)
         a.graceful_stop()
         # Only the writer's worker sees the replica missing: the reader's is idle.
         for k in KEYS:
@@ -121,7 +112,7 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
         deadline = time.monotonic() + 10
         seen_old = 0
         while time.monotonic() < deadline:
-            values = _read_all(reader)
+            values = read_values(reader, KEYS)
             seen_old += values.count(b"old")
             if direct.request(b"get %s\r\n" % last) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % last:
                 break  # repaired (by the writer's worker)
@@ -130,8 +121,8 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
             direct.request(b"get %s\r\n" % k) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % k
             for k in KEYS))  # fmt: skip
         # And both workers serve from the repaired replica again: reads stay right.
-        assert _read_all(reader) == [b"new"] * len(KEYS)
-        assert _read_all(writer) == [b"new"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"new"] * len(KEYS)
+        assert read_values(writer, KEYS) == [b"new"] * len(KEYS)
         assert pid_w != pid_r
         direct.close()
     finally:
@@ -159,13 +150,13 @@ def test_a_dead_workers_fences_go_to_its_successor_which_flushes(
         seen_old = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            seen_old += _read_all(reader).count(b"old")
+            seen_old += read_values(reader, KEYS).count(b"old")
             if direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n":
                 break  # the successor flushed it
         assert seen_old == 0, f"{seen_old} old values read while the dead worker's keys were lost"
         assert direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n"
         assert wait_until(lambda: "flushed before rejoining (its worker died" in proxy.log())
-        assert _read_all(reader) == [b"new"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"new"] * len(KEYS)
         direct.close()
     finally:
         a.stop()
