@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # Why a name is refused: it would place keys elsewhere than the C proxy does.
-PLACEMENT = "memfleet places keys only by XXH3 (the pool's seed) and jump hash, as the C proxy does by default"
+PLACEMENT = (
+    "memfleet places keys only by XXH3 (the pool's seed) and jump hash, as the C proxy does "
+    "by default"
+)
 
 
 @dataclass(frozen=True)
@@ -68,19 +71,28 @@ HANDLERS: Final[dict[str, Handler]] = {
         Handler(
             "route_failover",
             "failover",
-            {"children": "", "failover_count": "failover_count", "shuffle": "shuffle",
-             "miss": "miss"},
+            {
+                "children": "",
+                "failover_count": "failover_count",
+                "shuffle": "shuffle",
+                "miss": "miss",
+            },
             ignored={"wait": _WAIT, "stats": _STATS, "stats_name": _STATS},
-            refused={"local_zone": "memfleet's failover keeps its children's order; use "
-                     "route_zfailover for a zone-first order"},
-        ),  # fmt: skip
+            refused={
+                "local_zone": "memfleet's failover keeps its children's order; use "
+                "route_zfailover for a zone-first order"
+            },
+        ),
         Handler(
             "route_zfailover",
             "zfailover",
             {"children": "", "miss": "miss"},
-            ignored={"stats": _STATS, "stats_name": _STATS,
-                     "failover_count": "routelib's zfailover asks every far zone at once too"},
-        ),  # fmt: skip
+            ignored={
+                "stats": _STATS,
+                "stats_name": _STATS,
+                "failover_count": "routelib's zfailover asks every far zone at once too",
+            },
+        ),
         Handler("route_random", "random", {"children": ""}),
         Handler(
             "route_ratelim",

@@ -193,8 +193,10 @@ class _Converter:
         if mark == "cmdmap":
             entries = items.get("a")
             return CmdMap(entries if isinstance(entries, dict) else {}, int(items.get("line", 0)))
-        if items and all(isinstance(k, int) for k in items) and sorted(items) == list(
-            range(1, len(items) + 1)
+        if (
+            items
+            and all(isinstance(k, int) for k in items)
+            and sorted(items) == list(range(1, len(items) + 1))
         ):
             return [items[i] for i in range(1, len(items) + 1)]
         return items
