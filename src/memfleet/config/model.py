@@ -280,14 +280,9 @@ def parse_config(data: object, source: str = "<config>") -> ProxyConfig:
 
 
 def load_config(path: str | Path) -> ProxyConfig:
-    """Read and validate a config file (YAML, or routelib Lua for ``.lua``); raise
-    ConfigError with a one-line message."""
+    """Read and validate a config file; raise ConfigError with a one-line message."""
     p = Path(path)
     name = str(path)
-    if p.suffix == ".lua":  # memcached's proxy config (routelib): run in a Lua sandbox
-        from memfleet.config.routelib import load_lua
-
-        return load_lua(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:

@@ -3,13 +3,7 @@
 Every refusal is one line, ``FILE:LINE: reason``; what is accepted but has no effect in
 memfleet comes back as notes of the same form.
 
-Zones: ``local_zone("west")`` is the config's ``local_zone``. ``local_zone_from_env("NAME")``
-reads that one environment variable when the config is loaded (by ``memfleet proxy``: at
-start and at each reload; by ``memfleet config --from-routelib``: once, and the YAML holds
-the value read). ``local_zone_from_file("PATH")`` reads that one file (relative to the
-config's directory), at most 256 bytes, whose first line must be a zone name (letters,
-digits, ``._-``); its content is never shown in a message. Nothing else of the environment
-or the file system is visible to a config.
+Zones: see :mod:`memfleet.config.routelib.zones` for what a config may read.
 
 ``-- memfleet: {...}`` comments (JSON) carry what routelib lacks, as ``memfleet config
 --format routelib`` writes them: on the line of a route call, options of that route (or
@@ -30,12 +24,10 @@ from typing import Any
 from memfleet.config.model import ConfigError
 from memfleet.config.routelib import handlers as H
 from memfleet.config.routelib.sandbox import CmdMap, RouteCall, SandboxError, run
+from memfleet.config.routelib.zones import read_zone
 from memfleet.config.routes import COMMANDS as ROUTABLE
 
 _COMMENT = re.compile(r"--\s*memfleet:\s*(\{.*\})\s*$")
-_ZONE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_ZONE_FILE_MAX = 256
 
 
 class RoutelibError(ConfigError):
@@ -99,7 +91,10 @@ class _Importer:
         pool_defaults, limits = self._settings(settings, settings_line)
         for c in capture.calls:
             if c.kind in ("local_zone", "local_zone_from_env", "local_zone_from_file"):
-                self.zone = self._zone(c.kind, c.value, c.line)
+                try:
+                    self.zone = read_zone(c.kind, c.value, self.environ, self.base)
+                except ValueError as exc:
+                    raise self.fail(c.line, str(exc)) from None
         pool_calls = capture.of("pools")
         if not pool_calls:
             raise self.fail(0, "no pools{} section")
@@ -179,32 +174,6 @@ class _Importer:
             else:
                 self.note(line, f"settings.{k}", "not a setting routelib documents")
         return pool, limits
-
-    def _zone(self, kind: str, value: Any, line: int) -> str:
-        if not isinstance(value, str):
-            raise self.fail(line, f"{kind}() takes a string")
-        if kind == "local_zone":
-            zone = value
-        elif kind == "local_zone_from_env":
-            if not _ENV_NAME.match(value):
-                raise self.fail(line, f"local_zone_from_env: {value!r} is not a variable name")
-            if value not in self.environ:
-                raise self.fail(line, f"local_zone_from_env: {value} is not set")
-            zone = self.environ[value].strip()
-        else:
-            path = self.base / value
-            try:
-                with path.open("rb") as f:
-                    raw = f.read(_ZONE_FILE_MAX + 1)
-            except OSError as exc:
-                raise self.fail(line, f"local_zone_from_file: cannot read {value}: "
-                                f"{exc.strerror}") from None  # fmt: skip
-            first = raw[:_ZONE_FILE_MAX].decode("utf-8", "replace").splitlines()
-            zone = first[0].strip() if first and len(raw) <= _ZONE_FILE_MAX else ""
-        if not _ZONE.match(zone):
-            raise self.fail(line, f"{kind}: the zone must be 1-64 letters, digits, '.', '_' "
-                            "or '-'")  # fmt: skip
-        return zone
 
     # -- pools -----------------------------------------------------------------------------
 
