@@ -236,7 +236,7 @@ class _Importer:
 
     def _pool_options(self, opts: dict[str, Any], line: int, where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for k, v in opts.items():
+        for k, v in sorted(opts.items(), key=lambda kv: str(kv[0])):  # Lua's order is random
             if k in H.POOL_REFUSED:
                 raise self.fail(line, f"{where}.{k}: not supported: {H.POOL_REFUSED[k]}")
             if k in H.POOL_IGNORED:
@@ -249,7 +249,7 @@ class _Importer:
 
     def _backend_options(self, opts: dict[str, Any], line: int, where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for k, v in opts.items():
+        for k, v in sorted(opts.items(), key=lambda kv: str(kv[0])):
             if k in H.BACKEND_REFUSED:
                 if v:
                     raise self.fail(line, f"{where}.{k}: not supported: {H.BACKEND_REFUSED[k]}")
