@@ -98,7 +98,7 @@ def test_errors_name_file_and_lua_line() -> None:
     assert msg.startswith("conf.lua:4: unknown route handler route_fastest (routelib has: ")
     assert refused(
         POOLS + "\nroutes{ default = route_allsync{ children = { 'main', 'nope' } } }"
-    ) == ("conf.lua:3: routes.default.route_allsync.children[1]: no pool 'nope' in pools{}")
+    ) == ("conf.lua:3: routes.default.route_allsync.children[2]: no pool 'nope' in pools{}")
     assert refused(POOLS + "routes{ default = route_allsync{ children = 'set_x' } }") == (
         "conf.lua:2: routes.default.route_allsync.children: no pool 'set_x' in pools{}"
     )
@@ -248,3 +248,34 @@ def test_local_zone_from_env_and_file(tmp_path: Path) -> None:
     with pytest.raises(RoutelibError) as info:
         import_file(tmp_path / "c.lua", {})
     assert "secret" not in str(info.value) and str(info.value).startswith(f"{tmp_path}/c.lua:1: ")
+
+
+def test_anchor_mode_and_settings_limits() -> None:
+    src = """settings{ backend_depth_limit = 500, backend_read_timeout = 2 }
+pools{ a = { backends = { "h:1" } }, b = { backends = { "h:2" } } }
+routes{
+    conf = { mode = "anchor", start = "_", stop = "/" },
+    map = { user = route_direct{ child = "b" } },
+    default = route_direct{ child = "a" },
+}
+"""
+    cfg = import_source(src, "a.lua").config
+    assert cfg["limits"] == {"max_backend_queue": 500}
+    assert cfg["pools"]["a"]["read_timeout"] == 2
+    assert cfg["routes"] == {"default": {"prefix": {"prefixes": {"_user/": "b"}, "default": "a"}}}
+
+
+def test_the_proxy_refuses_a_bad_lua_file_at_start_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.lua"
+    bad.write_text(POOLS + "routes{ default = route_allsync{ children = { 'nope' } } }\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "memfleet", "proxy", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"memfleet: {bad}:2: routes.default.route_allsync.children[1]: no pool 'nope' in pools{{}}"
+    )

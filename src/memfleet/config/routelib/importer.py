@@ -424,7 +424,7 @@ class _Importer:
             return [self._pool_name(kids, line, where)]
         if isinstance(kids, list):
             out: list[Any] = []
-            for i, k in enumerate(kids):
+            for i, k in enumerate(kids, 1):  # Lua counts from 1
                 if isinstance(k, str) and self._members(k) is not None:
                     out += self._children(k, line, where)  # a set inside a list: its pools
                 else:
