@@ -71,6 +71,12 @@ ROUTES = 'routes{ default = route_direct{ child = "main" } }\n'
         ("debug.getinfo(1)", "attempt to index a function value (global 'debug')"),
         ('package.loadlib("x", "y")', "attempt to index a nil value (global 'package')"),
         ("while true do end", "the config ran past its budget of 20,000,000 Lua instructions"),
+        # One C call out of reach of the instruction count: pattern matching is not there.
+        (
+            'local s = ("a"):rep(5000):find(".-.-.-.-.-.-b")',
+            "attempt to call a nil value (method 'find')",
+        ),
+        ('string.gsub("a", "a", "b")', "attempt to call a nil value (field 'gsub')"),
     ],
 )
 def test_the_sandbox_refuses_with_file_and_line(code: str, reason: str) -> None:

@@ -4,7 +4,8 @@ The config is compiled as text only (no bytecode) into an environment that holds
 what a routelib config uses: the routelib functions (``pools``, ``routes``, ``settings``,
 ``local_zone``, ``cmdmap``, the ``route_*`` handlers, ...), which only record their arguments
 and the Lua line they were called from, and the safe parts of Lua's library (``string``
-without ``dump``, ``table``, ``math``, ``utf8``, ``pairs``, ``type``, ...). There is no
+without ``dump`` and pattern matching, ``table``, ``math``, ``utf8``, ``pairs``, ``type``,
+...). There is no
 ``load``, ``loadstring``, ``dofile``, ``loadfile``, ``require`` beyond ``require("routelib")``
 (a no-op), no ``debug``, ``package``, ``io``, ``os``, ``pcall``, ``coroutine`` or
 ``setmetatable``, and no Python object at all (``register_eval=False``,
@@ -40,8 +41,10 @@ _BOOTSTRAP = r"""
 local src, handlers, commands, safe_globals, safe_libs, max_steps, every = ...
 local getinfo, sethook = debug.getinfo, debug.sethook
 local load, pcall, setmetatable, tostring, type = load, pcall, setmetatable, tostring, type
--- string.dump would hand out bytecode; the string metatable reaches the real string table.
-string.dump = nil
+-- string.dump would hand out bytecode. Pattern matching can run for hours inside one C call,
+-- where the instruction count never looks: gone too. The string metatable reaches the real
+-- string table, so they go from there.
+for _, f in ipairs({"dump", "find", "match", "gmatch", "gsub"}) do string[f] = nil end
 local calls = {}
 local function here(level) local i = getinfo(level, "l"); return i and i.currentline or -1 end
 local function record(kind, value)
