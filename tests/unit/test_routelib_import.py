@@ -285,3 +285,17 @@ def test_the_proxy_refuses_a_bad_lua_file_at_start_with_one_line(tmp_path: Path)
     assert r.stderr.strip() == (
         f"memfleet: {bad}:2: routes.default.route_allsync.children[1]: no pool 'nope' in pools{{}}"
     )
+
+
+def test_split_answers_from_child_a_whatever_the_order() -> None:
+    from memfleet.config.routes import check_routes
+
+    for args in ('child_b = "b", child_a = "a"', 'child_a = "a", child_b = "b"'):
+        src = 'pools{ a = { backends = {"h:1"} }, b = { backends = {"h:2"} } }\n'
+        src += f"routes{{ default = route_split{{ {args} }} }}\n"
+        cfg = import_source(src, "s.lua").config
+        assert cfg["routes"]["default"] == {"split": {"a": "a", "b": "b"}}
+    # The same in YAML with b first: a still answers (children[0]).
+    tree = check_routes({"default": {"split": {"b": "b", "a": "a"}}}, {}, {"a", "b"}, None)
+    assert tree.default is not None
+    assert [c.pool for c in tree.default.children] == ["a", "b"]

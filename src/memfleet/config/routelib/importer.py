@@ -385,7 +385,10 @@ class _Importer:
             raise self.fail(v.line, f"{v.name} is not supported: {h.why_unsupported}")
         opts: dict[str, Any] = {}
         kids: Any = None
-        for arg, value in v.args.items():
+        # In routelib's documented order, not Lua's (random) one: memfleet reads split's a
+        # and b by their order.
+        order = {a: i for i, a in enumerate([*h.args, *h.ignored])}
+        for arg, value in sorted(v.args.items(), key=lambda kv: order.get(kv[0], len(order))):
             if arg in h.refused:
                 raise self.fail(v.line, f"{where}.{arg}: not supported: {h.refused[arg]}")
             if arg in h.ignored:
