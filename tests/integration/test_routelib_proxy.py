@@ -162,6 +162,10 @@ routes{{
     # Only the far zone holds "f": a miss in the near zone fails over (miss = true).
     Conn(far.port).request(b"set f 0 0 1\r\nx\r\n")
     assert get(c, "f") == hit("f", "x")
+    # Both hold "z", differently: the local zone answers.
+    Conn(near.port).request(b"set z 0 0 4\r\nnear\r\n")
+    Conn(far.port).request(b"set z 0 0 3\r\nfar\r\n")
+    assert all(get(c, "z") == hit("z", "near") for _ in range(20))
     near.kill()
     assert get(c, "k") == hit("k", "v")
 
@@ -235,3 +239,23 @@ def test_a_lua_config_reloads_on_sighup_and_on_change_and_keeps_the_last_good_on
     proxy.config_path.write_text(one)
     proxy.reload()
     assert wait_until(lambda: set_(c, "k4", "v") == b"STORED\r\n" and held(a, "k4") == b"v", 10)
+
+
+def test_a_rendered_preset_serves_from_its_lua_file(
+    tmp_path: Path, memcached_factory: Nodes, proxy_factory: Proxies
+) -> None:
+    from memfleet.config.routelib.render import render_routelib
+    from memfleet.topology.presets import Topology
+
+    nodes = {
+        n: memcached_factory() for n in ("memcached-local", *(f"memcached-{s}" for s in range(3)))
+    }
+    cfg = Topology("local-failover").proxy_config(lambda node: nodes[node.name].address)
+    _, c = start(tmp_path, proxy_factory, render_routelib(cfg))
+    assert set_(c, "k", "v", exptime=0) == b"STORED\r\n" and get(c, "k") == hit("k", "v")
+    assert held(nodes["memcached-local"], "k") == b"v"
+    # The local tier's TTL cap (carried in a -- memfleet: comment) applies: at most 5 s.
+    ttl = Conn(nodes["memcached-local"].port).request(b"mg k t\r\n")
+    assert ttl.startswith(b"HD t") and 0 < int(ttl.split(b"t", 1)[1]) <= 5, ttl
+    assert c.request(b"delete k\r\n") == b"DELETED\r\n"
+    assert held(nodes["memcached-local"], "k") is None
