@@ -4,11 +4,13 @@ topology's config) and routelib; every document validates strictly."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from memfleet.config.model import parse_config
 from memfleet.config.routelib.importer import import_source
@@ -82,3 +84,30 @@ def test_the_cli_needs_a_proxy_image(tmp_path: Path) -> None:
     text = (tmp_path / "base" / "proxy-config.yaml").read_text()
     assert "routelib.lua: |" in text and "-- the library" in text
     assert f"image: {IMAGE}" in (tmp_path / "base" / "proxy.yaml").read_text()
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with kustomize 5) is not installed")
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_the_rendered_base_builds_with_kustomize(topology: str, tmp_path: Path) -> None:
+    assert KUBECTL is not None
+    base = tmp_path / "base"
+    r = subprocess.run(
+        [sys.executable, "-m", "memfleet", "render", "--topology", topology, "--proxy",
+         "memcached", "--proxy-image", IMAGE, "--out", str(base)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(base)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    (ds,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    (proxy,) = [c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "proxy"]
+    assert proxy["image"] == IMAGE
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and CONFIG_LUA in d["data"]]
+    imported = import_source(cm["data"][CONFIG_LUA], "config.lua").config
+    assert set(parse_config(imported, "config.lua").pools)

@@ -194,7 +194,12 @@ class _Importer:
             if not name.startswith("set_"):
                 self.pools[name] = self._pool(conf, line, f"pools.{name}", defaults)
                 continue
-            items = conf.items() if isinstance(conf, dict) else enumerate(conf or [], 1)
+            # Sorted: Lua's table order differs from run to run, the YAML written must not.
+            items = (
+                sorted(conf.items(), key=lambda kv: str(kv[0]))
+                if isinstance(conf, dict)
+                else enumerate(conf or [], 1)
+            )
             self.sets[name] = {}
             for mk, mconf in items:
                 m = str(mk)
