@@ -82,10 +82,20 @@ end
 for _, h in ipairs(handlers) do
   env[h] = function(t) return {__rl = "route", f = h, a = t, line = here(3)} end
 end
--- An unknown route_* name is recorded (the importer names it), any other unknown global is nil.
+-- An unknown route_* name is recorded (the importer names it); what the sandbox took away is
+-- an error that says so (not Lua's "attempt to index a nil value"); any other unknown global
+-- is nil.
+local refused = {}
+for _, n in ipairs({"os", "io", "load", "loadstring", "dofile", "loadfile", "package",
+                    "pcall", "xpcall", "coroutine", "setmetatable", "getmetatable",
+                    "collectgarbage", "rawset"}) do refused[n] = true end
 setmetatable(env, {__index = function(_, k)
   if type(k) == "string" and k:sub(1, 6) == "route_" then
     return function(t) return {__rl = "route", f = k, a = t, line = here(3), unknown = true} end
+  end
+  if refused[k] then
+    error(tostring(k) .. " is not available to a config (memfleet runs routelib configs in a "
+          .. "sandbox: see the README, Coming from memcached's proxy)", 2)
   end
   return nil
 end})
