@@ -127,7 +127,13 @@ def backends(n: int) -> Iterator[list[str]]:
 
 
 def count_once(
-    cmd: str, template: Path, n_backends: int, requests: int, keys: int, depth: int
+    cmd: str,
+    template: Path,
+    n_backends: int,
+    requests: int,
+    keys: int,
+    depth: int,
+    keep: Path | None = None,
 ) -> float:
     """Instructions per request of one proxy run."""
     with tempfile.TemporaryDirectory() as tmp, backends(n_backends) as addrs:
@@ -158,6 +164,10 @@ def count_once(
             proc.wait(60)
         dumps = sorted(Path(tmp).glob("callgrind.out*"))
         totals = [_total(d) for d in dumps]
+        if keep is not None:  # for callgrind_annotate: which functions the count is in
+            keep.mkdir(parents=True, exist_ok=True)
+            best = dumps[totals.index(max(totals))]
+            shutil.copy(best, keep / f"callgrind.{len(list(keep.iterdir())) + 1}.out")
         # The dump asked for holds the window; the one written at exit holds only the stop.
         return max(totals) / requests
 
@@ -180,6 +190,7 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--depth", type=int, default=1, help="requests per batch (1: non-pipelined)")
+    ap.add_argument("--keep-dumps", type=Path, help="copy each run's callgrind dump here")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "memcached"):
         if shutil.which(tool) is None:
@@ -189,8 +200,9 @@ def main() -> int:
     for run in range(args.runs):
         for cmd in args.memfleet_cmd:
             ir = count_once(
-                cmd, args.memfleet_config, args.backends, args.requests, args.keys, args.depth
-            )
+                cmd, args.memfleet_config, args.backends, args.requests, args.keys, args.depth,
+                args.keep_dumps,
+            )  # fmt: skip
             results[cmd].append(ir)
             print(f"run {run + 1}: {ir:,.0f} Ir/request  {cmd}", flush=True)
     first = statistics.median(results[args.memfleet_cmd[0]])
