@@ -128,6 +128,7 @@ def test_stats_adds_fleet_totals_to_the_proxys_counters(fleet: Fleet) -> None:
     assert int(settings["maxbytes"]) == sum(int(n["maxbytes"]) for n in node_settings)
     assert settings["tcpport"] == str(fleet.proxy.port) and settings["maxconns"] == "4096"
     assert settings["item_size_max"] == "1048576"
+    assert settings["num_threads"] == "1"  # the proxy's processes, not a node's threads
     assert settings["growth_factor"] == node_settings[0]["growth_factor"]
 
 
@@ -147,6 +148,12 @@ def test_a_node_down(fleet: Fleet) -> None:
     assert merged["fleet_nodes"] == "3" and merged["fleet_nodes_failed"] == "1"
     assert stat_map(fleet.ask(b"stats slabs"))  # the others still answer
     assert fleet.ask(b"verbosity 1") == b"SERVER_ERROR backend failure\r\n"
+    # Binary Verbosity says so too (a temporary failure), not success.
+    c = Conn(fleet.proxy.port)
+    c.send(HEADER.pack(0x80, 0x1B, 0, 4, 0, 0, 4, 9, 0) + struct.pack(">I", 1))
+    head = _packet(c)
+    c.close()
+    assert HEADER.unpack_from(head)[5] == 0x86  # ETMPFAIL
 
 
 def test_memcached_tool_against_the_fleet(fleet: Fleet) -> None:
@@ -190,6 +197,17 @@ def test_memcached_tool_against_the_fleet(fleet: Fleet) -> None:
 # -- binary Stat ------------------------------------------------------------------------------
 
 HEADER = struct.Struct(">BBHBBHIIQ")
+
+
+def _packet(c: Conn) -> bytes:
+    """One whole binary response from ``c``."""
+    buf = b""
+    c.sock.settimeout(5)
+    while len(buf) < 24 or len(buf) < 24 + HEADER.unpack_from(buf)[6]:
+        chunk = c.sock.recv(1 << 16)
+        assert chunk, f"closed after {buf!r}"
+        buf += chunk
+    return buf
 
 
 def binary_stat(port: int, key: bytes) -> list[tuple[int, bytes, bytes]]:

@@ -182,6 +182,7 @@ def test_fills_across_workers_copy_a_hit_and_never_outlive_a_delete(
     proxy = proxy_factory(cfg, ("--watch-interval", "0", "--workers", "2"))
     assert wait_until(lambda: len(_children(proxy.proc.pid)) == 2)
     (_, reader), (_, deleter) = _one_per_worker(proxy.port).items()
+    assert b"STAT num_threads 2\r\n" in reader.request(b"stats settings\r\n")
     on_a, on_b = Conn(a.port), Conn(b.port)
     assert on_a.request(b"set warm 0 0 1\r\nw\r\n") == b"STORED\r\n"
     assert reader.request(b"get warm\r\n") == b"VALUE warm 0 1\r\nw\r\nEND\r\n"

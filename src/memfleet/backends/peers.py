@@ -39,7 +39,7 @@ class PeerFences:
     """This worker's view of the fences all workers share, and the replies held for them."""
 
     __slots__ = ("_held", "_timer", "backends", "fenced", "given_up", "inherited", "link",
-                 "mine", "pending")  # fmt: skip
+                 "mine", "pending", "workers")  # fmt: skip
 
     def __init__(self) -> None:
         # The channel to the supervisor (``send(line)``), None in a single-process proxy.
@@ -57,6 +57,8 @@ class PeerFences:
         self._held: list[tuple[Any, object, bytes]] = []
         self._timer: asyncio.TimerHandle | None = None
         self.given_up = 0
+        # Processes of this proxy (--workers; the supervisor says how many): 1 alone.
+        self.workers = 1
 
     @property
     def waiting(self) -> bool:

@@ -63,7 +63,9 @@ def encode(b: BinaryRequest, reply: bytes) -> bytes:
         version = reply[8:].rstrip(b"\r\n")  # after "VERSION "
         return response(b.opcode, Status.OK, b.opaque, value=version)
     if action is Action.VERBOSITY:
-        return response(b.opcode, Status.OK, b.opaque)
+        if reply.startswith(b"OK"):
+            return response(b.opcode, Status.OK, b.opaque)
+        return translate_reply(b, reply)  # a node failed it: its error, as for any command
     return reply  # LOCAL, NOOP: the parser's packet
 
 

@@ -104,6 +104,7 @@ def attach_fence_table(fence: WriteFence = FENCE) -> bool:
         return False
     os.close(fd)  # the mapping keeps the memory
     fence.share(memoryview(table).cast("q"), row, rows)
+    PEERS.workers = rows
     return True
 
 

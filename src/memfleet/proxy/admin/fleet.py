@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Final
 
 from memfleet.backends.backend import Backend, ReplyCallback
+from memfleet.backends.peers import PEERS
 from memfleet.protocol import errors
 from memfleet.protocol.commands import FLUSH
 from memfleet.protocol.requests import Kind, Request
@@ -145,6 +146,8 @@ def proxy_settings(serving: Serving) -> dict[bytes, bytes]:
         b"item_size_max": b"%d" % cfg.max_item_size,
         b"idle_timeout": b"%d" % int(limits.idle_timeout),
         b"ssl_enabled": yes_no[cfg.tls is not None],
+        # memcached's worker threads; the proxy's are its processes, one event loop each.
+        b"num_threads": b"%d" % PEERS.workers,
     }
     if serving.gate.deny & FLUSH:
         own[b"flush_enabled"] = b"no"
