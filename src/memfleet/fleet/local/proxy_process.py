@@ -129,3 +129,28 @@ def wait_proxy_answers(
         if time.monotonic() > deadline:
             raise FleetError(f"the proxy did not answer within {PROXY_READY_TIMEOUT:g}s")
         time.sleep(0.05)
+
+
+# The stats line a proxy reports the hash of the config it serves on (memfleet.config.digest).
+CONFIG_HASH_STAT = "config_hash"
+
+
+def served_config_hash(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """The config hash the proxy at ``host:port`` reports in ``stats``, or None (no answer,
+    or a proxy that does not report one)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+    except OSError:
+        return None
+    prefix = f"STAT {CONFIG_HASH_STAT} ".encode()
+    for line in buf.split(b"\r\n"):
+        if line.startswith(prefix):
+            return line[len(prefix) :].decode(errors="replace").strip()
+    return None
