@@ -117,7 +117,11 @@ class PoolRoute(Route):
 
 def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
     """The children as pools, if they all place keys alike (pools of one size and seed, as
-    the topologies build replicas): a key is then hashed once for all of them."""
+    the topologies build replicas): a key is then hashed once for all of them. A pool in its
+    resize window is reached through its migration route (``memfleet.routes.migrate``), which
+    is no plain pool: its requests must go through it, so the fan-out sends them child by
+    child until the window ends and the tree is built again with plain (and, when every
+    replica was resized alike, again aligned) pools."""
     pools = [c for c in children if type(c) is PoolRoute]
     if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
         return pools
