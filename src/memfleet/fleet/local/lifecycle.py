@@ -156,7 +156,7 @@ class Fleet:
             return self.opts.migration_window
         with contextlib.suppress(ConfigError):
             cfg = load_config(self.config_path)
-            return float(getattr(cfg, "migration_window", DEFAULT_WINDOW))
+            return float(cfg.migration_window)
         return DEFAULT_WINDOW
 
     def write_config(self) -> None:

@@ -40,7 +40,7 @@ from memfleet.fleet.local.messages import FleetError, say
 from memfleet.fleet.local.nodes import FleetNode
 from memfleet.fleet.local.options import FleetOptions
 from memfleet.fleet.local.ports import LOOPBACK, free_port
-from memfleet.fleet.local.proxy_process import served_config_hash
+from memfleet.fleet.local.proxy_process import proxy_stats, served_config_hash
 from memfleet.fleet.local.registry import state_dir
 from memfleet.fleet.local.scale_plan import ScalePlan, plan_scale
 from memfleet.fleet.processes import log_tail
@@ -335,8 +335,13 @@ class Scaler:
         fleet = self.fleet
         window = fleet.migration_window()
         retired = [n for n in job.old_nodes if n.spec.name in {s.name for s in job.plan.retire}]
+        # Every reload that moves keys restarts the proxy's window for every pool, so nodes
+        # retired by an earlier resize stay as long as this one's.
+        wall = time.time() + window + RETIRE_MARGIN
+        for r in self.retiring:
+            if r.stopping_since is None and r.at < now + window + RETIRE_MARGIN:
+                r.at, r.wall_at, r.window_end = now + window + RETIRE_MARGIN, wall, now + window
         if retired:
-            wall = time.time() + window + RETIRE_MARGIN
             job.retire_at = round(wall, 3)
             for node in retired:
                 self.retiring.append(Retiring(node, now + window + RETIRE_MARGIN, wall,
@@ -371,6 +376,11 @@ class Scaler:
 
     def _retire(self, now: float) -> bool:
         changed = False
+        due = [r for r in self.retiring if r.stopping_since is None and now >= r.at]
+        if due and self._proxy_window_open():
+            for r in due:
+                r.at = now + 1.0  # the proxy still reads through from them: not yet
+            return False
         for r in list(self.retiring):
             proc = r.node.proc
             if r.stopping_since is None and now >= r.at:
@@ -391,6 +401,12 @@ class Scaler:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
         return changed
+
+    def _proxy_window_open(self) -> bool:
+        """Whether the proxy says its resize window is still open (it can outlast the timer:
+        it waits for journaled old-owner deletes); a proxy that does not answer: no."""
+        stats = proxy_stats(LOOPBACK, self.fleet.proxy_port)
+        return stats is not None and stats.get("migration_active") == "1"
 
 
 def _ready(node: FleetNode) -> bool:
