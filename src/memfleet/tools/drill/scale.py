@@ -103,11 +103,10 @@ class ScaleInjector(threading.Thread):
 
 
 def proxy_migration_stats(host: str, port: int) -> dict[str, int]:
-    """The proxy's migration counters (``stats`` lines naming a migration, moved keys,
-    fallbacks or copies)."""
+    """The proxy's migration counters (the ``migration_*`` lines of ``stats proxy``)."""
     out: dict[str, int] = {}
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=5) as s:
-        s.sendall(b"stats\r\n")
+        s.sendall(b"stats proxy\r\n")
         buf = b""
         deadline = time.monotonic() + 5
         while not buf.endswith(b"END\r\n") and time.monotonic() < deadline:
