@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from tests.helpers import Conn, Memcached, ProxyProcess, pool_config, wait_until
+from tests.integration.test_binary_differential import ADD, INCR, NOOP, BinConn, incx, pkt, setx
 
 from memfleet.backends.hashing import Placement
 from memfleet.config import load_config
@@ -220,7 +221,7 @@ def test_conditional_writes_act_as_without_the_move(
     proxy = proxy_factory(_config(nodes[:3], window))
     conn = Conn(proxy.port)
     moved = [k for k in (f"cw{i}" for i in range(400)) if _owner(k, nodes) is nodes[3]]
-    assert len(moved) >= 12
+    assert len(moved) >= 15
     _set_all(conn, moved, lambda k: "10")
     _reload(proxy, conn, _config(nodes, window))
     k = iter(moved)
@@ -239,9 +240,21 @@ def test_conditional_writes_act_as_without_the_move(
         (f"md {next(k)}\r\n", "HD\r\n"),
     ]
     answers = [conn.request(op.encode()).decode() for op, _ in ops]
+    # The binary spellings take the same path (translated to meta requests).
+    binary = BinConn(proxy.port)
+    binary.send(
+        pkt(ADD, moved[13].encode(), setx(), b"x", opaque=1)
+        + pkt(INCR, moved[14].encode(), incx(2), opaque=2)
+        + pkt(NOOP, opaque=3)
+    )
+    added, incremented = binary.until_barrier(3)
+    binary.close()
     if window == 0:
         assert answers[0] == "STORED\r\n" and answers[1] == "NOT_FOUND\r\n"
+        assert added.status == 0  # stored: the old value was not seen
         return
+    assert added.status == 2  # Data exists for key (on its old owner), as memcached says
+    assert incremented.status == 0 and incremented.value == (12).to_bytes(8, "big")
     assert answers == [want for _, want in ops]
     got = _get_all(conn, moved[:12])
     # (memcached keeps a decremented value's length: "7 ")
@@ -253,10 +266,9 @@ def test_conditional_writes_act_as_without_the_move(
         assert old.request(f"get {d}\r\n".encode()) == b"END\r\n"
         old.close()
     # Pipelined: an incr waiting for its read-through, then a set of the same key: in order.
-    k2 = moved[12] if len(moved) > 12 else None
-    if k2 is not None:
-        reply = conn.request(f"incr {k2} 1\r\nset {k2} 0 0 1\r\n9\r\nget {k2}\r\n".encode())
-        assert reply == f"11\r\nSTORED\r\nVALUE {k2} 0 1\r\n9\r\nEND\r\n".encode()
+    k2 = moved[12]
+    reply = conn.request(f"incr {k2} 1\r\nset {k2} 0 0 1\r\n9\r\nget {k2}\r\n".encode())
+    assert reply == f"11\r\nSTORED\r\nVALUE {k2} 0 1\r\n9\r\nEND\r\n".encode()
     conn.close()
 
 
@@ -312,4 +324,36 @@ def test_config_hash_is_reported_and_the_window_ends(
     assert set(_get_all(conn, keys)) == set(keys) - moved
     log = proxy.log()
     assert "migration window open" in log and "migration window closed" in log
+    conn.close()
+
+
+def test_a_failed_old_owner_delete_is_journaled_and_retried(
+    memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    nodes = [memcached_factory() for _ in range(4)]
+    proxy = proxy_factory(_config(nodes, 600))
+    conn = Conn(proxy.port)
+    removed = [k for k in (f"jr{i}" for i in range(600)) if _owner(k, nodes) is nodes[3]]
+    _set_all(conn, removed, _value)
+    _reload(proxy, conn, _config(nodes[:3], 600))
+    nodes[3].stop_signal()  # the old owner hangs: its deletes time out, then fail fast
+
+    def fails_fast() -> bool:
+        before = int(_stat(conn, "migration_old_delete_failures"))
+        _set_all(conn, removed[:1], _new_value)
+        return int(_stat(conn, "migration_old_delete_failures")) == before + 1
+
+    assert wait_until(fails_fast, seconds=20)
+    written = removed[1:51]
+    _set_all(conn, written, _new_value)  # their deletes never reach the old owner
+    assert int(_stat(conn, "migration_journaled")) >= len(written)
+    nodes[3].cont_signal()
+    assert wait_until(lambda: _stat(conn, "migration_journaled") == "0", seconds=20)
+    assert int(_stat(conn, "migration_old_delete_retries")) >= len(written)
+    old = Conn(nodes[3].port)
+    assert _get_all(old, written) == {}  # the retries deleted every old copy
+    old.close()
+    # Rolled back, the returning node serves the new values, not its old ones.
+    _reload(proxy, conn, _config(nodes, 600))
+    assert _get_all(conn, written) == {k: _new_value(k) for k in written}
     conn.close()

@@ -228,8 +228,13 @@ class Proxy:
         reuse: dict[BackendKey, Backend] = {b.key(): b for b in before}
         pools = build_pools(cfg, reuse)
         serving = self.serving
+        kept_olds = window.olds
         changed = window.plan(serving.pools, pools, cfg.migration_window)
-        root = build_routes(cfg, pools, self.zone, window.wrap if window.active else None)
+        try:
+            root = build_routes(cfg, pools, self.zone, window.wrap if window.active else None)
+        except Exception:
+            window.olds = kept_olds  # refused: the window stays as it was
+            raise
         serving.cfg, serving.pools, serving.root, serving.gate = cfg, pools, root, gate
         serving.stats.config_hash = config_hash(cfg)
         for c in list(serving.clients):
