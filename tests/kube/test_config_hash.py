@@ -3,6 +3,8 @@ proxies report, so a proxy serving another config (one not yet reloaded) shows."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from memfleet.config import parse_config
 from memfleet.config.digest import config_hash
 from memfleet.kube.common import CONFIGMAP_NAME
 from memfleet.kube.configmap import HASH_ANNOTATION, SHARDS_ANNOTATION
+from tests.helpers import Conn, ProxyProcess, free_port, wait_port
 
 Obj = dict[str, Any]
 
@@ -58,3 +61,41 @@ def test_a_resize_changes_both_annotations(tmp_path: Path) -> None:
     # The same render twice gives the same hash: it names a config, not a moment.
     again = _configmap(tmp_path / "c", "--topology", "sharded", "--shards", "3")
     assert again["metadata"]["annotations"] == a
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+
+
+def _readyz_snippet() -> str:
+    """The Python the documented wait loop runs in each proxy pod."""
+    text = DOC.read_text(encoding="utf-8")
+    return text.split("readyz='", 1)[1].split("'\n", 1)[0]
+
+
+def test_a_proxy_on_the_configmap_reports_the_annotated_hash(tmp_path: Path) -> None:
+    """A real proxy loading the ConfigMap's proxy.yaml (its backends' DNS names resolve
+    nowhere here: /readyz then answers 503, which the documented loop reads all the same)
+    reports the annotation's hash in stats and on /readyz's last line."""
+    cm = _configmap(tmp_path, "--topology", "sharded", "--shards", "4")
+    want = cm["metadata"]["annotations"][HASH_ANNOTATION]
+    config = tmp_path / "proxy.yaml"
+    config.write_text(cm["data"]["proxy.yaml"], encoding="utf-8")
+    metrics = free_port()
+    proxy = ProxyProcess(config, tmp_path, ("--watch-interval", "0", "--metrics",
+                                            f"127.0.0.1:{metrics}"))  # fmt: skip
+    try:
+        wait_port(metrics)
+        c = Conn(proxy.port)
+        try:
+            stats = c.request(b"stats\r\n")
+        finally:
+            c.close()
+        assert f"STAT config_hash {want}\r\n".encode() in stats
+        snippet = _readyz_snippet().replace("127.0.0.1:9150", f"127.0.0.1:{metrics}")
+        got = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=30
+        )
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.strip() == want
+    finally:
+        proxy.stop()
