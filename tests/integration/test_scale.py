@@ -78,6 +78,11 @@ def test_scale_out_then_in_keeps_every_key_readable(start_up: StartUp) -> None:
     assert [r["name"] for r in mid["retiring"]] == ["memcached-3"]
     assert pid_alive(new["pid"])
     assert all_readable(port, items) == KEYS  # its keys read through from it
+    status = subprocess.run(
+        [sys.executable, "-m", "memfleet", "status", "--state-file", str(up.state_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "retiring: memcached-3" in status.stdout and "sharded, 3 shards" in status.stdout
 
     def retired() -> bool:
         return not read_state(up.state_path)["retiring"] and not pid_alive(new["pid"])
