@@ -190,15 +190,15 @@ class Scaler:
 
     def _take_requests(self, now: float) -> bool:
         name = self.fleet.opts.name
-        paths = sorted(state_dir().glob(request_glob(name)), key=lambda p: p.stat().st_mtime)
+        paths = sorted(state_dir().glob(request_glob(name)), key=_mtime)
         for path in paths:
             try:
                 request = json.loads(path.read_text())
+                path.unlink()
                 request_id, shards = str(request["id"]), int(request["shards"])
             except (OSError, ValueError, KeyError, TypeError):
                 path.unlink(missing_ok=True)
                 continue
-            path.unlink(missing_ok=True)
             try:
                 self._start(request_id, shards, now)
             except FleetError as exc:
@@ -243,8 +243,12 @@ class Scaler:
             if spec.name in taken:
                 continue
             node = self._place(spec, plan)
-            fleet.start_new_node(node)
             job.new_nodes.append(node)
+            try:
+                fleet.start_new_node(node)
+            except OSError as exc:
+                self._fail(job, f"{spec.name} could not start: {exc}")
+                return
             self._say(job, f"{spec.name} starting on {node.address}")
         job.deadline = now + fleet.opts.ready_timeout
         if not job.new_nodes:
@@ -407,6 +411,14 @@ class Scaler:
         it waits for journaled old-owner deletes); a proxy that does not answer: no."""
         stats = proxy_stats(LOOPBACK, self.fleet.proxy_port)
         return stats is not None and stats.get("migration_active") == "1"
+
+
+def _mtime(path: Path) -> float:
+    """When a request was left (one taken meanwhile sorts first and is skipped)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _ready(node: FleetNode) -> bool:

@@ -89,6 +89,9 @@ def drill_topology(
             ratio=opts.ratio, keys=opts.keys, value_size=opts.value_size,
             duration=opts.duration, processes=1, key_prefix=WARM_PREFIX,
             set_prefix=WRITE_PREFIX, rate=opts.rate, timeout=3.0,
+            # A resize drill reads every warmed key, not a hot set of them: what the move
+            # costs is counted over all of them.
+            batches=max(512, 4 * opts.keys) if scale else 512,
         )  # fmt: skip
         stored = preload(cfg)
         if stored != opts.keys:
@@ -136,7 +139,7 @@ def drill_topology(
         s.update(stale_reads=stale.stale, stale_checked_reads=stale.reads,
                  stale_checker_errors=stale.write_errors + stale.read_errors,
                  stale_checker_misses=stale.misses, stale_examples=stale.examples)  # fmt: skip
-        say(f"{topology}: {s['errors']} errors ({s['read_errors']} reads), "
+        say(f"{result.topology}: {s['errors']} errors ({s['read_errors']} reads), "
             f"{s['keys_lost']} of {s['keys_written']} keys lost, {stale.stale} stale reads "
             f"of {stale.reads} checked ({s['stale_checker_errors']} checker errors, "
             f"{stale.misses} misses)")  # fmt: skip
