@@ -357,3 +357,18 @@ def test_a_failed_old_owner_delete_is_journaled_and_retried(
     _reload(proxy, conn, _config(nodes, 600))
     assert _get_all(conn, written) == {k: _new_value(k) for k in written}
     conn.close()
+
+
+def test_flush_all_during_the_window_reaches_the_old_placement(
+    memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    nodes = [memcached_factory() for _ in range(4)]
+    proxy = proxy_factory(_config(nodes, 600))
+    conn = Conn(proxy.port)
+    keys = [f"fl{i}" for i in range(400)]
+    _set_all(conn, keys, _value)
+    _reload(proxy, conn, _config(nodes[:3], 600))
+    assert conn.request(b"flush_all\r\n") == b"OK\r\n"
+    # The removed node was flushed too: nothing comes back through a read-through.
+    assert _get_all(conn, keys) == {}
+    conn.close()

@@ -38,7 +38,7 @@ from memfleet.backends.repair import exptime, key_token, parse_hit
 from memfleet.protocol.commands import DELETE, READ, SET
 from memfleet.protocol.requests import Kind, Request
 from memfleet.protocol.responses import ERROR, MISS, classify
-from memfleet.routes.base import Route
+from memfleet.routes.base import Route, unique_backends
 from memfleet.routes.migrate_state import DeleteJournal, MigrationCounters
 from memfleet.routes.pool import PoolRoute
 
@@ -410,9 +410,9 @@ class MigrationRoute(Route):
         return self.new.placement_key()
 
     def backends(self) -> Iterator[Backend]:
-        """The new placement's backends (``flush_all`` and ``stats`` reach the nodes in the
-        config; the old placement only serves read-throughs)."""
-        return self.new.backends()
+        """The new placement's backends, then the old ones': ``flush_all`` must reach every
+        node a read-through may read from (a flushed value must not come back through it)."""
+        return unique_backends([self.new, *self.olds])
 
     def __repr__(self) -> str:
         return f"MigrationRoute({self.new.pool.name}, olds={len(self.olds)})"
