@@ -44,6 +44,7 @@ from memfleet.fleet.local.proxy_process import proxy_stats, served_config_hash
 from memfleet.fleet.local.registry import state_dir
 from memfleet.fleet.local.scale_plan import ScalePlan, plan_scale
 from memfleet.fleet.processes import log_tail
+from memfleet.topology.presets import NodeSpec
 
 # The proxy's own default (memfleet.config.model.ProxyConfig.migration_window).
 DEFAULT_WINDOW = 600.0
@@ -160,7 +161,7 @@ class Scaler:
         yet done (``down`` and the fleet's stop stop them too)."""
         extra = [r.node for r in self.retiring]
         if self.job is not None and self.job.phase == "starting":
-            extra += self.job.new_nodes
+            extra += self.job.new_nodes + [r.node for r in self.job.taken_back]
         return extra
 
     def state(self) -> dict[str, Any]:
@@ -254,7 +255,7 @@ class Scaler:
         if not job.new_nodes:
             self._reload(job, now)
 
-    def _place(self, spec: Any, plan: ScalePlan) -> FleetNode:
+    def _place(self, spec: NodeSpec, plan: ScalePlan) -> FleetNode:
         fleet = self.fleet
         node = FleetNode(spec, LOOPBACK, 0)
         hosts = fleet.hosts
