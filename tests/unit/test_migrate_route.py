@@ -133,3 +133,26 @@ def test_later_requests_of_a_key_wait_for_its_read_through() -> None:
     s.old.answer(b"VA 1 f0 t-1\r\n5\r\n")
     assert s.new.answer(b"HD\r\n").startswith(f"ms {k} 1".encode())
     assert s.new.sent() == [f"incr {k} 1\r\n".encode(), f"set {k} 0 0 1\r\n9\r\n".encode()]
+
+
+def test_an_old_placement_with_another_seed_is_hashed_with_its_own() -> None:
+    nodes = [Held(f"n{i}") for i in range(3)]
+    counters = MigrationCounters()
+    route = MigrationRoute(
+        PoolRoute(Pool("p", list(nodes))),
+        [PoolRoute(Pool("p", list(nodes), "old-seed"))],
+        counters,
+        DeleteJournal(counters),
+    )
+    keys = [f"k{i}".encode() for i in range(200)]
+    moved = [k for k in keys if Placement(3).index(k) != Placement(3, "old-seed").index(k)]
+    assert moved and len(moved) < len(keys)
+    for k in keys:
+        route.send(req(b"get " + k + b"\r\n"), lambda _t, _r: None, None)
+        new = nodes[Placement(3).index(k)]
+        new.answer(b"END\r\n")
+        old = nodes[Placement(3, "old-seed").index(k)]
+        if k in moved:
+            assert old.answer(b"END\r\n") == b"get " + k + b"\r\n"  # asked the old owner
+        assert all(not n.queue for n in nodes)
+    assert counters.fallbacks == len(moved)

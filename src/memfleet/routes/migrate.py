@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from typing import Final
 
+import xxhash
+
 from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.backends.fence import FENCE, WriteFence
 from memfleet.backends.repair import exptime, key_token, parse_hit
@@ -43,6 +45,7 @@ from memfleet.routes.migrate_state import DeleteJournal, MigrationCounters
 from memfleet.routes.pool import PoolRoute
 
 _FENCE: Final[WriteFence] = FENCE
+_xxh3: Final = xxhash.xxh3_64_intdigest
 
 
 def _is_miss_or_error(reply: bytes) -> bool:
@@ -286,7 +289,7 @@ class MigrationRoute(Route):
     """A pool route during its resize window: ``new`` serves, ``olds`` (the placements that
     served before, newest first) are read through and cleaned (see the module docstring)."""
 
-    __slots__ = ("aliases", "busy", "counters", "journal", "new", "olds")
+    __slots__ = ("_same_seed", "_seed64", "aliases", "busy", "counters", "journal", "new", "olds")
 
     def __init__(
         self,
@@ -307,14 +310,17 @@ class MigrationRoute(Route):
         ]
         # Keys with a read-through in flight -> the requests waiting behind it.
         self.busy: dict[bytes, list[tuple[Request, ReplyCallback, object]]] = {}
+        # A key is hashed once for the new placement and every old one of the same seed.
+        self._seed64 = new.placement_key()[0]
+        self._same_seed = [old.placement_key()[0] == self._seed64 for old in olds]
 
-    def old_owners(self, key: bytes, index: int) -> list[Backend]:
-        """The old owners of ``key`` that are not its new owner (backend ``index``), each
-        once, newest placement first; empty when the key did not move."""
+    def old_owners(self, key: bytes, h: int, index: int) -> list[Backend]:
+        """The old owners of ``key`` (seeded hash ``h``) that are not its new owner (backend
+        ``index``), each once, newest placement first; empty when the key did not move."""
         out: list[Backend] = []
         for n in range(len(self.olds)):
             old = self.olds[n]
-            i = old.shard(key)
+            i = old.shard_of(h) if self._same_seed[n] else old.shard(key)
             if self.aliases[n][i] != index:
                 b = old.backend_list[i]
                 if all(o is not b for o in out):
@@ -324,8 +330,9 @@ class MigrationRoute(Route):
     def send(self, req: Request, cb: ReplyCallback, token: object) -> None:
         """Route ``req`` by the new placement, reading through and cleaning up the old."""
         key = req.key
-        index = self.new.shard(key)
-        owners = self.old_owners(key, index)
+        h = _xxh3(key, self._seed64)
+        index = self.new.shard_of(h)
+        owners = self.old_owners(key, h, index)
         if not owners:
             self.new.send_to(index, req, cb, token)
             return
@@ -346,8 +353,9 @@ class MigrationRoute(Route):
 
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: the pool's own fast path unless the key moved."""
-        index = self.new.shard(key)
-        if not self.old_owners(key, index):
+        h = _xxh3(key, self._seed64)
+        index = self.new.shard_of(h)
+        if not self.old_owners(key, h, index):
             self.new.backend_list[index].send(wire, cb, token)
             return
         req = Request(Kind.GET, b"get", wire, key)

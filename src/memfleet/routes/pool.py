@@ -103,6 +103,13 @@ class PoolRoute(Route):
             return 0
         return self._jump(_xxh3(key, self._seed64), self._n)
 
+    def shard_of(self, h: int) -> int:
+        """The index of the backend for a key whose seeded hash is ``h`` (a migration route
+        hashes a key once for its placements of one seed)."""
+        if self._one is not None:
+            return 0
+        return self._jump(h, self._n)
+
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: straight to the key's backend."""
         self.backend_list[self.shard(key)].send(wire, cb, token)
