@@ -53,6 +53,8 @@ COMPILED = [
     "memfleet/backends/pool.py",
     "memfleet/routes/base.py",
     "memfleet/routes/pool.py",
+    "memfleet/routes/migrate_state.py",
+    "memfleet/routes/migrate.py",
     "memfleet/routes/waits.py",
     "memfleet/routes/fanout.py",
     "memfleet/routes/allsync.py",

@@ -72,10 +72,12 @@ def test_sighup_reload_swaps_pools_and_refuses_bad_config(
     proxy.write_config(pool_config(b.address))
     proxy.reload()
     _wait_log(proxy, "reloaded")
-    assert conn.request(b"get k\r\n") == b"END\r\n"  # now on node b, which never saw k
+    # Now on node b, which never saw k: the migration window reads it through from a.
+    assert conn.request(b"get k\r\n") == b"VALUE k 0 1\r\na\r\nEND\r\n"
     assert conn.request(b"set k 0 0 1\r\nb\r\n") == b"STORED\r\n"
     direct_b = Conn(b.port)
     assert direct_b.request(b"get k\r\n") == b"VALUE k 0 1\r\nb\r\nEND\r\n"
+    assert Conn(a.port).request(b"get k\r\n") == b"END\r\n"  # the write deleted a's copy
     stats = conn.request(b"stats\r\n")
     assert b"STAT reloads 1\r\n" in stats and b"STAT reloads_failed 1\r\n" in stats
     conn.close()

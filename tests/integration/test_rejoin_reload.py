@@ -196,7 +196,11 @@ def test_configmap_symlink_swap_is_picked_up(
     (v2 / "proxy.yaml").write_text(yaml.safe_dump(pool_config(b.address)))
     os.symlink("..v2", cm / "..data.tmp")
     os.replace(cm / "..data.tmp", cm / "..data")
-    assert wait_until(lambda: conn.request(b"get cm\r\n") == b"END\r\n")
+    assert wait_until(lambda: b"STAT reloads 1\r\n" in conn.request(b"stats\r\n"))
+    # The resize window reads the key through from its old node...
+    assert conn.request(b"get cm\r\n") == _value("cm", "1")
     assert conn.request(b"set cm 0 0 1\r\n2\r\n") == b"STORED\r\n"
     assert Conn(b.port).request(b"get cm\r\n") == _value("cm", "2")
+    # ... and a write deletes the old node's copy.
+    assert Conn(a.port).request(b"get cm\r\n") == b"END\r\n"
     conn.close()

@@ -46,7 +46,7 @@ def whole_summary(cmd: click.Command) -> str:
 
 def test_every_command_is_covered() -> None:
     names = {" ".join(p) for p, _ in ALL}
-    for expected in ("up", "status", "down", "fault", "proxy", "bench", "drill", "render",
+    for expected in ("up", "status", "down", "fault", "scale", "proxy", "bench", "drill", "render",
                      "config", "node", "node prepare"):  # fmt: skip
         assert expected in names
 

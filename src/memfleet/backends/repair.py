@@ -70,7 +70,7 @@ def exptime(ttl: int, now: float) -> int | None:
     return ttl
 
 
-def _key_token(key: bytes) -> tuple[bytes, bytes]:
+def key_token(key: bytes) -> tuple[bytes, bytes]:
     """The key as a meta command spells it, and the flag that says so."""
     if len(key) <= 250 and all(32 < c < 127 for c in key):
         return key, b""
@@ -114,7 +114,7 @@ class KeyRepair:
             self._delete()
             return
         source = self.sources.pop(0)
-        token, b = _key_token(self.key)
+        token, b = key_token(self.key)
         self.snap = FENCE.snapshot()
         wire = b"mg " + token + b + b" v f t\r\n"
         source.send(Request(Kind.KEYED, b"mg", wire, self.key), self._read, None)
@@ -132,7 +132,7 @@ class KeyRepair:
             if exp is None:
                 self._delete()
                 return
-            token, b = _key_token(self.key)
+            token, b = key_token(self.key)
             head = b"ms %s %d F%d T%d%s\r\n" % (token, len(value), flags, exp, b)
             self.target.repair_send(head + value + b"\r\n", self._written, True)
         elif reply.startswith(b"EN"):
@@ -141,7 +141,7 @@ class KeyRepair:
             self.start()  # that replica failed: the next one, or a delete
 
     def _delete(self) -> None:
-        token, b = _key_token(self.key)
+        token, b = key_token(self.key)
         self.target.repair_send(b"md " + token + b + b"\r\n", self._written, False)
 
     def _written(self, copied: bool, reply: bytes) -> None:

@@ -9,8 +9,8 @@ import click
 
 from memfleet.manpage import ManCommand
 from memfleet.tools.bench.workload import BenchError, parse_ratio
-from memfleet.tools.drill.options import FAULTS, DrillError, DrillOptions
-from memfleet.tools.drill.report import per_second_table, summary_table
+from memfleet.tools.drill.options import FAULTS, SCALE_FAULTS, DrillError, DrillOptions
+from memfleet.tools.drill.report import per_second_table, scale_table, summary_table
 from memfleet.tools.drill.runner import run_drill
 from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 
@@ -24,6 +24,9 @@ from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
          "All five topologies side by side (docs/drills.md is this run)."),
         ("memfleet drill --topology gutter --fault hang-node --json", "One topology, its "
          "memcached frozen (SIGSTOP) instead of killed; the JSON report on stdout."),
+        ("memfleet drill --topology sharded --fault scale-out --baseline --duration 30",
+         "3 → 4 shards by memfleet scale under load, with the migration window and again "
+         "with it off (docs/drills.md has this run)."),
     ),
     exit_codes=((0, "the drill ran (whatever it found)"),
                 (1, "it could not run: a fleet did not start, warming failed"),
@@ -32,7 +35,10 @@ from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
     "hang-node (SIGSTOP, then SIGCONT), restart-node (a graceful restart of a restartable "
     "node), kill-host and cut-host (a simulated host killed or cut off: Linux, root). Each "
     "fleet runs under `memfleet up --restart never`, so nothing but the drill's heal "
-    "brings a node back. 'service recovered' is when errors stopped and throughput came back; "
+    "brings a node back. scale-out and scale-in resize the fleet with `memfleet scale` "
+    "(--shards → --shards + 1, and back) at 30%; the proxy's migration window lasts until "
+    "60% unless --migration-window, and a scale-in's removed node stops when it ends. "
+    "'service recovered' is when errors stopped and throughput came back; "
     "'data' says whether the keys written before the fault are still readable.",
 )  # fmt: skip
 @click.option("--topology", "topologies", multiple=True, type=click.Choice(TOPOLOGIES),
@@ -61,6 +67,15 @@ from memfleet.topology.presets import DEFAULT_TOPOLOGY, TOPOLOGIES
 @click.option("--proxies", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Proxy instances over the same nodes, the load spread over them (a "
               "DaemonSet's proxies: they share no journal).")  # fmt: skip
+@click.option("--shards", type=click.IntRange(1, 64), default=3, show_default=True,
+              help="scale-out: from this many shards to one more; scale-in: from one more "
+              "to this many.")  # fmt: skip
+@click.option("--migration-window", type=click.FloatRange(0, 3600), default=None,
+              help="scale-out/scale-in: the proxy's migration_window, seconds.  [default: "
+              "from the change to 60% of the run]")  # fmt: skip
+@click.option("--baseline", is_flag=True,
+              help="scale-out/scale-in: drill each topology again with the window off "
+              "(migration_window: 0, a plain reload), side by side.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
 def drill_cmd(
     topologies: tuple[str, ...],
@@ -74,6 +89,9 @@ def drill_cmd(
     ratio: str,
     workers: int,
     proxies: int,
+    shards: int,
+    migration_window: float | None,
+    baseline: bool,
     as_json: bool,
 ) -> None:
     """Fault drill: bring a topology up, load it, break it, heal it, then report and plot
@@ -88,7 +106,8 @@ def drill_cmd(
         opts = DrillOptions(
             topologies=chosen, fault=fault, duration=duration, keys=keys, rate=rate,
             connections=connections, ratio=mix, out=out, workers=workers, proxies=proxies,
-            log=lambda m: click.echo(f"memfleet drill: {m}", err=True),
+            log=lambda m: click.echo(f"memfleet drill: {m}", err=True), shards=shards,
+            migration_window=migration_window, baseline=baseline,
         )  # fmt: skip
         results, json_path, png = run_drill(opts)
     except (DrillError, BenchError, OSError) as exc:
@@ -106,4 +125,7 @@ def drill_cmd(
         click.echo(per_second_table(r))
     click.echo(f"\nsummary ({fault}, {duration:g}s, {keys:,} warmed keys)")
     click.echo(summary_table(results))
+    if fault in SCALE_FAULTS:
+        click.echo(f"\nresize ({fault})")
+        click.echo(scale_table(results))
     click.echo(f"\nreport: {json_path}\nplot:   {png}")

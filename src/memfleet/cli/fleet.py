@@ -188,6 +188,14 @@ def parse_metrics(value: str) -> tuple[str, int] | None:
     help="Seconds every node has to answer before the start fails.",
 )
 @click.option(
+    "--migration-window",
+    type=click.FloatRange(0, 86400),
+    default=None,
+    help="Seconds a resize (memfleet scale) keeps the old placement beside the new one, "
+    "reading moved keys through from their old node (0: off). Written into the proxy "
+    "config as migration_window.  [default: 600, the proxy's]",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -209,6 +217,7 @@ def up_cmd(
     state_file: Path | None,
     hosts: int,
     ready_timeout: float,
+    migration_window: float | None,
     log_level: str,
 ) -> None:
     """Start a whole cache on this machine (real memcached nodes behind the proxy), keep it
@@ -259,5 +268,6 @@ def up_cmd(
         name=name,
         restart="never" if restart == "never" else "always",
         metrics=metrics_at,
+        migration_window=migration_window,
     )
     sys.exit(run_up(opts))

@@ -361,6 +361,7 @@ main.add_command(render_cmd)
 # command lives beside the supervisor: `python -m memfleet.fleet.node` runs it without the CLI.
 from memfleet.cli.fleet import up_cmd  # noqa: E402
 from memfleet.cli.fleet_ops import down_cmd, fault_cmd, status_cmd  # noqa: E402
+from memfleet.cli.fleet_scale import scale_cmd  # noqa: E402
 from memfleet.fleet.node.command import node_group  # noqa: E402
 
 main.add_command(node_group)
@@ -368,6 +369,7 @@ main.add_command(up_cmd)
 main.add_command(status_cmd)
 main.add_command(down_cmd)
 main.add_command(fault_cmd)
+main.add_command(scale_cmd)
 
 # Observability: `memfleet bench` (load generator) and `memfleet drill` (fault drills).
 from memfleet.cli.bench import bench_cmd  # noqa: E402

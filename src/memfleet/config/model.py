@@ -210,6 +210,11 @@ class ProxyConfig(BaseModel):
     # (e.g. ``flush`` on a shared production proxy; see memfleet.protocol.commands). Empty by
     # default: clients and test suites use them all.
     deny_commands: list[EffectName] = Field(default_factory=list)
+    # Seconds a reload that changes a pool's backend list keeps the old placement beside the
+    # new one (moved keys read through from their old owner and copied over, writes delete
+    # the old copy: memfleet.routes.migrate), so a resize or a rollback is no miss storm and
+    # serves no old value. 0: switch at once (every moved key a miss, as other proxies do).
+    migration_window: float = Field(600.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _tls_files(self) -> ProxyConfig:

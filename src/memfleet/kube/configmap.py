@@ -7,10 +7,12 @@ from typing import Any
 
 import yaml
 
+from memfleet.config import parse_config
+from memfleet.config.digest import config_hash
 from memfleet.kube.common import CONFIGMAP_NAME, Obj, labels, metadata
 from memfleet.kube.options import LOCAL_PORT, PORT, RenderOptions
 from memfleet.kube.sizing import proxy_max_memory
-from memfleet.topology.presets import NodeSpec, template_address
+from memfleet.topology.presets import NodeSpec, Topology, template_address
 
 
 def statefulset_of(node: NodeSpec) -> str:
@@ -52,12 +54,36 @@ def proxy_config_yaml(opts: RenderOptions) -> str:
     return yaml.safe_dump(proxy_config(opts), sort_keys=False)
 
 
+# What the ConfigMap says about itself: the shards per pool it names, and the hash every
+# proxy reports once it serves this config (stats, metrics, /readyz), so that a scale-in can
+# wait until no proxy serves the old placement and a proxy left behind is visible.
+SHARDS_ANNOTATION = "memfleet.io/shards"
+HASH_ANNOTATION = "memfleet.io/config-hash"
+
+
+def shard_count(topology: Topology) -> int:
+    """The shards of the cluster tier (a pool's backends; 1 where every pool is one node)."""
+    return sum(1 for n in topology.nodes() if n.role == "cache" and n.replica == 0)
+
+
+def configmap_annotations(cfg: dict[str, Any], shards: int) -> dict[str, str]:
+    """The ConfigMap's annotations for the proxy config ``cfg`` (YAML-ready data): the hash
+    is taken over the validated model, exactly as a proxy that loaded it reports it."""
+    return {
+        SHARDS_ANNOTATION: str(shards),
+        HASH_ANNOTATION: config_hash(parse_config(cfg, "the rendered proxy config")),
+    }
+
+
 def configmap(opts: RenderOptions) -> Obj:
     """The ConfigMap. Mounted as a directory (never subPath, which would freeze the file), so
     an update swaps the directory's symlink and the proxy reloads it."""
+    cfg = proxy_config(opts)
+    meta = metadata(CONFIGMAP_NAME, opts.namespace, labels(CONFIGMAP_NAME, "proxy"))
+    meta["annotations"] = configmap_annotations(cfg, shard_count(opts.topology))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(CONFIGMAP_NAME, opts.namespace, labels(CONFIGMAP_NAME, "proxy")),
-        "data": {"proxy.yaml": proxy_config_yaml(opts)},
+        "metadata": meta,
+        "data": {"proxy.yaml": yaml.safe_dump(cfg, sort_keys=False)},
     }

@@ -77,6 +77,7 @@ class ProxyView(Protocol):
     def all_backends(self) -> list[Backend]: ...
     def client_in_flight(self) -> Iterator[int]: ...
     def memory_held(self) -> tuple[int, int]: ...
+    def migration_lines(self) -> list[tuple[str, object]]: ...
 
 
 def route_of(cfg: ProxyConfig, cmd: bytes) -> str:
@@ -126,6 +127,28 @@ def top_level_routes(proxy: ProxyView) -> dict[str, Route]:
     for cmd, r in root.by_command.items():
         routes[cmd.decode(errors="replace")] = r
     return routes
+
+
+# The resize window's gauges (memfleet.routes.migrate.MigrationCounters.lines); the rest of
+# its lines are counters.
+_MIGRATION_GAUGES = {
+    "migration_active": "1 while a resize window is open",
+    "migration_window_remaining": "Seconds until the open resize window is due to end",
+    "migration_journaled": "Old-owner deletes journaled for a retry (keys)",
+}
+
+
+def migration_metrics(lines: list[tuple[str, object]]) -> Iterator[Metric]:
+    """``memfleet_migration_*``: the resize windows' counters and gauges."""
+    for name, value in lines:
+        n = int(str(value))
+        doc = _MIGRATION_GAUGES.get(name)
+        if doc is not None:
+            suffix = "_seconds" if name == "migration_window_remaining" else ""
+            yield GaugeMetricFamily(f"memfleet_{name}{suffix}", doc, value=n)
+        else:
+            what = name.removeprefix("migration_").replace("_", " ")
+            yield CounterMetricFamily(f"memfleet_{name}", f"Resize windows: {what}", value=n)
 
 
 def readiness(proxy: ProxyView) -> tuple[bool, str]:
@@ -181,6 +204,14 @@ class ProxyCollector(Collector):
         info = GaugeMetricFamily("memfleet_info", "memfleet version", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
+        # Which config this proxy serves: proxies of one fleet that differ show it (a
+        # scale-in waits until every proxy reports the new hash).
+        config = GaugeMetricFamily(
+            "memfleet_config_info", "Hash of the config in force", labels=["hash"]
+        )
+        config.add_metric([st.config_hash], 1)
+        yield config
+        yield from migration_metrics(p.migration_lines())
 
         req = CounterMetricFamily(
             "memfleet_requests",
@@ -378,7 +409,9 @@ class MetricsServer:
             return 200, "text/plain", b"ok\n"
         if path == "/readyz":
             ok, why = readiness(self.proxy)
-            return (200 if ok else 503), "text/plain", why.encode() + b"\n"
+            # The config hash on the second line: a rollout can see which proxies have it.
+            body = f"{why}\nconfig_hash {self.proxy.stats.config_hash}\n"
+            return (200 if ok else 503), "text/plain", body.encode()
         if self.page is not None and path in self.page.paths:
             return self.page.respond(path)
         return 404, "text/plain", b"not found\n"

@@ -22,6 +22,7 @@ class ProxyStats:
         "cmd_set",
         "cmd_touch",
         "commands",
+        "config_hash",
         "curr_connections",
         "get_hits",
         "get_misses",
@@ -35,6 +36,8 @@ class ProxyStats:
 
     def __init__(self) -> None:
         self.started = time.time()
+        # memfleet.config.digest.config_hash of the config in force (set at start and reload).
+        self.config_hash = ""
         self.reset()
         self.curr_connections = 0
         self.total_connections = 0
@@ -66,6 +69,7 @@ class ProxyStats:
             ("uptime", int(now - self.started)),
             ("time", int(now)),
             ("version", f"memfleet-{__version__}"),
+            ("config_hash", self.config_hash),
             ("rusage_user", f"{ru.user:.6f}"),
             ("rusage_system", f"{ru.system:.6f}"),
             ("curr_connections", self.curr_connections),

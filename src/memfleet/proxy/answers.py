@@ -81,5 +81,6 @@ def stats(serving: Serving, args: list[bytes]) -> bytes:
             ("max_memory", serving.cfg.limits.max_memory),
             ("memory_trims", serving.memory.trims),
         ]
+        lines += serving.migration.lines(serving.migration_journal.size)
         return render(lines)
     return errors.ERROR

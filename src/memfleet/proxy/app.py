@@ -19,6 +19,7 @@ from memfleet.backends.backend import Backend
 from memfleet.backends.peers import PEERS
 from memfleet.backends.pool import Pool
 from memfleet.config import ConfigError, ProxyConfig, load_config, parse_hostport
+from memfleet.config.digest import config_hash
 from memfleet.config.tls import server_context
 from memfleet.logs import LimitEvents
 from memfleet.observe.stats import ProxyStats
@@ -28,6 +29,7 @@ from memfleet.proxy.binary_connection import handle_binary
 from memfleet.proxy.connection import ClientConnection, protocol_error_log
 from memfleet.proxy.gate import PolicyGate
 from memfleet.proxy.limits import LimitCounters, Sweeper
+from memfleet.proxy.migration import MigrationWindow
 from memfleet.proxy.peer_link import PeerLink, join_peers, leave_peers
 from memfleet.proxy.serving import Serving
 from memfleet.routes.base import Route
@@ -57,8 +59,13 @@ class Proxy:
         root = build_routes(cfg, pools, zone)
         self.events = LimitEvents(log)
         stats = ProxyStats()
+        stats.config_hash = config_hash(cfg)
         gate = make_gate(cfg, self.events, stats)
         self.serving = Serving(cfg, pools, root, gate, self.events, stats)
+        # Resize windows (memfleet.proxy.migration): old placements kept after a reload.
+        self.migration = MigrationWindow(self._migration_over)
+        self.serving.migration = self.migration.counters
+        self.serving.migration_journal = self.migration.journal
         # Takes over a connection whose first byte is the binary protocol's magic.
         self.serving.binary_handler = handle_binary
         self._server: asyncio.AbstractServer | None = None
@@ -129,6 +136,10 @@ class Proxy:
         many times memory was given back (memfleet.proxy.memory)."""
         memory = self.serving.memory
         return sum(c.held for c in self.serving.clients), memory.trims
+
+    def migration_lines(self) -> list[tuple[str, object]]:
+        """The resize windows' counters as ``STAT`` lines (``stats proxy`` shows them too)."""
+        return self.migration.counters.lines(self.migration.journal.size)
 
     def all_backends(self) -> list[Backend]:
         """Every backend of every pool, each once."""
@@ -208,36 +219,61 @@ class Proxy:
     def apply(self, cfg: ProxyConfig) -> None:
         """Swap in a new config. Unchanged backends keep their connections; requests in
         flight finish on the backends they were sent to; the new policy applies to every
-        connection at once (open ones included)."""
+        connection at once (open ones included). A pool whose backend list changed keeps
+        its old placement for ``migration_window`` (memfleet.proxy.migration)."""
         # The password file is read first: if it cannot be, nothing new has been built yet.
         gate = make_gate(cfg, self.events, self.serving.stats)
-        old = {b.key(): b for b in self.all_backends()}
-        reuse: dict[BackendKey, Backend] = dict(old)
+        window = self.migration
+        before = [*self.all_backends(), *window.backends()]
+        reuse: dict[BackendKey, Backend] = {b.key(): b for b in before}
         pools = build_pools(cfg, reuse)
-        root = build_routes(cfg, pools, self.zone)
         serving = self.serving
+        kept_olds = window.olds
+        changed = window.plan(serving.pools, pools, cfg.migration_window)
+        try:
+            root = build_routes(cfg, pools, self.zone, window.wrap if window.active else None)
+        except Exception:
+            window.olds = kept_olds  # refused: the window stays as it was
+            raise
         serving.cfg, serving.pools, serving.root, serving.gate = cfg, pools, root, gate
+        serving.stats.config_hash = config_hash(cfg)
         for c in list(serving.clients):
             c.policy_changed(gate)
-        kept = {id(b) for b in self.all_backends()}
-        for b in old.values():
-            if id(b) not in kept:
-                b.retire()
+        self._retire(before)
+        window.started(changed, pools, cfg.migration_window)
         if self._peers is not None:
             PEERS.sync()  # new backends learn what the other workers fence
         if self.after_apply is not None:
             self.after_apply()
 
+    def _retire(self, candidates: list[Backend]) -> None:
+        """Close the backends of ``candidates`` that neither the config nor an open resize
+        window uses any more (requests in flight on them finish)."""
+        kept = {id(b) for b in [*self.all_backends(), *self.migration.backends()]}
+        done: set[int] = set()
+        for b in candidates:
+            if id(b) not in kept and id(b) not in done:
+                done.add(id(b))
+                b.retire()
+
+    def _migration_over(self, olds: list[Backend]) -> None:
+        """The resize window is over: the tree without migration routes, the old-only
+        backends closed."""
+        serving = self.serving
+        serving.root = build_routes(serving.cfg, serving.pools, self.zone)
+        self._retire(olds)
+
     async def close(self) -> None:
         """Stop listening, close clients and backends."""
         self.sweeper.stop()
+        self.migration.close()
         leave_peers(self._peers)
         self._peers = None
         if self._server is not None:
             self._server.close()
         for c in list(self.clients):
             c.close()
-        for b in self.all_backends():
+        for b in [*self.all_backends(), *self.migration.backends()]:
             b.close()
         if self._server is not None:
             await self._server.wait_closed()

@@ -23,6 +23,7 @@ from memfleet.proxy.gate import PolicyGate
 from memfleet.proxy.limits import LimitCounters
 from memfleet.proxy.memory import MemoryGuard
 from memfleet.routes.base import Route
+from memfleet.routes.migrate_state import DeleteJournal, MigrationCounters
 
 log = logging.getLogger("memfleet.proxy")
 
@@ -32,7 +33,7 @@ class Serving:
 
     __slots__ = (
         "address", "binary_handler", "cfg", "clients", "events", "gate", "hints",
-        "limit_counters", "memory", "pools", "root", "stats",
+        "limit_counters", "memory", "migration", "migration_journal", "pools", "root", "stats",
     )  # fmt: skip
 
     def __init__(
@@ -62,6 +63,9 @@ class Serving:
         self.binary_handler: Callable[[Any, bytes], None] | None = None
         # Where clients connect (set once listening): ``stats settings`` reports it.
         self.address: tuple[str, int] = ("", 0)
+        # The resize windows' counters and journal (memfleet.proxy.migration sets its own).
+        self.migration = MigrationCounters()
+        self.migration_journal = DeleteJournal(self.migration)
 
     def _max_memory(self) -> int:
         return self.cfg.limits.max_memory

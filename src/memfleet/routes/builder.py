@@ -6,6 +6,8 @@ connections (and health state) of every backend it did not change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from memfleet.backends.backend import Backend
 from memfleet.backends.pool import Pool
 from memfleet.config import BackendOptions, ProxyConfig, parse_hostport
@@ -15,11 +17,15 @@ from memfleet.routes.base import Route
 from memfleet.routes.command import CommandRoute
 from memfleet.routes.failover import Failover, ZFailover
 from memfleet.routes.fanout import DEFAULT_ACK_WAIT, AllAsync, AllFastest, Split
+from memfleet.routes.migrate import MigrationRoute
 from memfleet.routes.misc import NullRoute, PrefixRoute, RandomRoute
 from memfleet.routes.modify import TTLRoute
 from memfleet.routes.pool import PoolRoute
 
 BackendKey = tuple[str, int, BackendOptions]
+# Wraps a pool's route while its resize window is open (memfleet.proxy.migration): the pool's
+# name and route in, the route the tree uses out.
+Wrap = Callable[[str, PoolRoute], Route]
 
 
 def build_pools(
@@ -49,11 +55,15 @@ def build_pools(
 
 def register_repair_sources(children: list[Route]) -> None:
     """Each replica pool's backends are repaired from the other replica pools of the route
-    (a replica behind a ``ttl`` cap is no source: its copies expire early)."""
-    pools = [c for c in children if type(c) is PoolRoute]
+    (a replica behind a ``ttl`` cap is no source: its copies expire early). A replica in its
+    resize window is a source through its migration route (which reads through)."""
+    pools: list[PoolRoute | MigrationRoute] = [
+        c for c in children if type(c) is PoolRoute or type(c) is MigrationRoute
+    ]
     for p in pools:
         others = [o for o in pools if o is not p]
-        for b in p.backend_list:
+        pool = p.new if isinstance(p, MigrationRoute) else p
+        for b in pool.backend_list:
             b.repair_sources += [o for o in others if all(o is not s for s in b.repair_sources)]
 
 
@@ -69,14 +79,21 @@ def default_rejoin(cfg: ProxyConfig) -> dict[str, str]:
     return out
 
 
-def build_routes(cfg: ProxyConfig, pools: dict[str, Pool], local_zone: str | None = None) -> Route:
+def build_routes(
+    cfg: ProxyConfig,
+    pools: dict[str, Pool],
+    local_zone: str | None = None,
+    wrap: Wrap | None = None,
+) -> Route:
     """The root route for the config's ``routes`` section.
 
-    ``local_zone`` (from ``--zone`` or the environment) overrides the config's ``local_zone``.
+    ``local_zone`` (from ``--zone`` or the environment) overrides the config's ``local_zone``;
+    ``wrap`` gives the route each pool is reached through (its migration route during a
+    resize window; the pool's own route otherwise).
     """
     zone = local_zone if local_zone is not None else cfg.local_zone
     tree = check_routes(cfg.routes, cfg.named_routes, set(pools), zone)
-    builder = _Builder(pools, zone)
+    builder = _Builder(pools, zone, wrap)
     root = builder.build(tree)
     for pool in pools.values():
         for b in pool.backends:
@@ -122,10 +139,12 @@ def pools_under(node: Node, handlers: frozenset[str]) -> set[str]:
 
 
 class _Builder:
-    def __init__(self, pools: dict[str, Pool], zone: str | None) -> None:
+    def __init__(self, pools: dict[str, Pool], zone: str | None, wrap: Wrap | None) -> None:
         self.pools = pools
         self.zone = zone
+        self.wrap = wrap
         self.direct: dict[str, PoolRoute] = {}
+        self.reached: dict[str, Route] = {}  # what the tree holds for each pool
         self.made: dict[int, Route] = {}  # a named route used twice is built once
 
     def build(self, node: Node) -> Route:
@@ -139,8 +158,12 @@ class _Builder:
         kids = [self.build(c) for c in node.children]
         if h == "direct":
             if node.pool not in self.direct:
-                self.direct[node.pool] = PoolRoute(self.pools[node.pool])
-            return self.direct[node.pool]
+                pool_route = PoolRoute(self.pools[node.pool])
+                self.direct[node.pool] = pool_route
+                wrap = self.wrap
+                reached = pool_route if wrap is None else wrap(node.pool, pool_route)
+                self.reached[node.pool] = reached
+            return self.reached[node.pool]
         if h == "commands":
             assert node.default is not None
             default = self.build(node.default)

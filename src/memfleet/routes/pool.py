@@ -105,6 +105,13 @@ class PoolRoute(Route):
             return 0
         return self._jump(_xxh3(key, self._seed64), self._n)
 
+    def shard_of(self, h: int) -> int:
+        """The index of the backend for a key whose seeded hash is ``h`` (a migration route
+        hashes a key once for its placements of one seed)."""
+        if self._one is not None:
+            return 0
+        return self._jump(h, self._n)
+
     def send_get(self, key: bytes, wire: bytes, cb: ReplyCallback, token: object) -> None:
         """A plain get: straight to the key's backend."""
         self.backend_list[self.shard(key)].send(wire, cb, token)
@@ -119,7 +126,11 @@ class PoolRoute(Route):
 
 def aligned_pools(children: list[Route]) -> list[PoolRoute] | None:
     """The children as pools, if they all place keys alike (pools of one size and seed, as
-    the topologies build replicas): a key is then hashed once for all of them."""
+    the topologies build replicas): a key is then hashed once for all of them. A pool in its
+    resize window is reached through its migration route (``memfleet.routes.migrate``), which
+    is no plain pool: its requests must go through it, so the fan-out sends them child by
+    child until the window ends and the tree is built again with plain (and, when every
+    replica was resized alike, again aligned) pools."""
     pools = [c for c in children if type(c) is PoolRoute]
     if len(pools) == len(children) > 1 and len({p.placement_key() for p in pools}) == 1:
         return pools

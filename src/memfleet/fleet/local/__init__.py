@@ -14,6 +14,9 @@ With ``--hosts K`` (Linux, root) the nodes live in K network namespaces, see
 One module per job: :mod:`.layout` (the nodes a topology or a config file needs, and their
 proxy config), :mod:`.options` (what ``up`` was told), :mod:`.ports` (free loopback ports),
 :mod:`.nodes` (placing and starting the node supervisors), :mod:`.proxy_process` (starting
-the proxy), :mod:`.state` (the state file and its table) and :mod:`.lifecycle` (start, watch,
-stop). The click commands are in :mod:`memfleet.cli.fleet`.
+the proxy), :mod:`.state` (the state file and its table), :mod:`.lifecycle` (start, watch,
+stop), and ``memfleet scale``: :mod:`.scale_plan` (what a resize adds and retires),
+:mod:`.scaling` (the resize inside ``up``, in the safe order) and :mod:`.scale_client` (the
+command's side). The click commands are in :mod:`memfleet.cli.fleet`,
+:mod:`memfleet.cli.fleet_ops` and :mod:`memfleet.cli.fleet_scale`.
 """

@@ -32,7 +32,9 @@ class DownResult:
 
 def children(state: dict[str, Any]) -> list[tuple[str, int]]:
     """(name, pid) of every process the state file says ``up`` started."""
-    out = [(n["name"], n["pid"]) for n in state.get("nodes", []) if isinstance(n.get("pid"), int)]
+    # Nodes a resize is adding or retiring (memfleet.fleet.local.scaling) are up's too.
+    nodes = [*state.get("nodes", []), *state.get("joining", []), *state.get("retiring", [])]
+    out = [(n["name"], n["pid"]) for n in nodes if isinstance(n.get("pid"), int)]
     pid = (state.get("proxy") or {}).get("pid")
     if isinstance(pid, int):
         out.append(("proxy", pid))

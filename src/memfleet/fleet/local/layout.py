@@ -3,6 +3,7 @@ their addresses become the proxy config that ``up`` writes."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +82,17 @@ def config_layout(path: Path) -> Layout:
 
 
 def write_proxy_config(
-    layout: Layout, address: Callable[[NodeSpec], str], listen: str, path: Path
+    layout: Layout,
+    address: Callable[[NodeSpec], str],
+    listen: str,
+    path: Path,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the proxy config for nodes at ``address(spec)``, listening on ``listen``."""
-    cfg = layout.proxy_config(address, listen)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    """Write the proxy config for nodes at ``address(spec)``, listening on ``listen`` (with
+    the top-level settings ``extra`` on top). Atomically: the proxy watches the file and
+    must never read half of it."""
+    cfg = {**layout.proxy_config(address, listen), **(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    os.replace(tmp, path)
     return path

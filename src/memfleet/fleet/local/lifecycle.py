@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import click
 
+from memfleet.config import ConfigError, load_config
 from memfleet.fleet.hosts import HostNetwork, HostsError
 from memfleet.fleet.local.layout import write_proxy_config
 from memfleet.fleet.local.messages import FleetError, NameTaken, say
@@ -38,6 +39,8 @@ from memfleet.fleet.local.proxy_process import (
 )
 from memfleet.fleet.local.registry import FleetLock, state_path
 from memfleet.fleet.local.restarts import Restarts
+from memfleet.fleet.local.scale_plan import topology_record
+from memfleet.fleet.local.scaling import DEFAULT_WINDOW, Scaler
 from memfleet.fleet.local.state import format_table, write_state
 from memfleet.fleet.processes import describe_exit, stop_group
 from memfleet.topology.presets import NodeSpec
@@ -69,6 +72,7 @@ class Fleet:
         self.restart_requested = False  # SIGUSR2 (from `memfleet fault heal-host`)
         self.hosts: HostNetwork | None = None  # with --hosts
         self._logs: dict[str, IO[bytes]] = {}
+        self.scaler = Scaler(self)  # `memfleet scale`
 
     # signals --------------------------------------------------------------------------------
 
@@ -78,12 +82,17 @@ class Fleet:
     def _on_restart(self, _signum: int, _frame: FrameType | None) -> None:
         self.restart_requested = True
 
+    def _on_scale(self, _signum: int, _frame: FrameType | None) -> None:
+        self.scaler.requested = True
+
     def install_signals(self) -> None:
         """SIGINT/SIGTERM ask for a clean stop (checked between steps and in the main loop);
-        SIGUSR2 restarts at once every node that is not running, whatever ``--restart``."""
+        SIGUSR2 restarts at once every node that is not running, whatever ``--restart``;
+        SIGUSR1 says ``memfleet scale`` left a request (:mod:`.scaling`)."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         signal.signal(signal.SIGUSR2, self._on_restart)
+        signal.signal(signal.SIGUSR1, self._on_scale)
 
     def _check_stop(self) -> None:
         if self.stop_signal is not None:
@@ -119,16 +128,54 @@ class Fleet:
             old.close()
         self._logs[node.spec.name] = start_node(node, self.opts, self.hosts)
 
-    def _start_proxy(self) -> None:
-        self._check_stop()
+    def start_new_node(self, node: FleetNode) -> None:
+        """Start a node a resize adds (supervised once the resize names it)."""
+        self._start_node(node)
+
+    def stop_node(self, node: FleetNode) -> None:
+        """Stop one node (gracefully, bounded) and close its log."""
+        if node.proc is not None:
+            stop_group(node.proc, signal.SIGTERM, self.opts.stop_timeout + 5)
+        log = self._logs.pop(node.spec.name, None)
+        if log is not None:
+            log.close()
+
+    def all_nodes(self) -> list[FleetNode]:
+        """Every node running: the fleet's, and those joining or retiring in a resize."""
+        return [*self.nodes, *self.scaler.extra_nodes()]
+
+    def signal_proxy(self, sig: int) -> None:
+        """Signal the proxy if it runs (one restarting reads the config file anyway)."""
+        if self.proxy is not None and self.proxy.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proxy.send_signal(sig)
+
+    def migration_window(self) -> float:
+        """The seconds the proxy keeps the old placement after a resize (its config's)."""
+        if self.opts.migration_window is not None:
+            return self.opts.migration_window
+        with contextlib.suppress(ConfigError):
+            cfg = load_config(self.config_path)
+            return float(cfg.migration_window)
+        return DEFAULT_WINDOW
+
+    def write_config(self) -> None:
+        """Write the proxy config for the layout and the nodes as they are now."""
 
         def address(spec: NodeSpec) -> str:
             return self._node(spec).address
 
+        extra: dict[str, Any] = {}
+        if self.opts.migration_window is not None:
+            extra["migration_window"] = self.opts.migration_window
+        write_proxy_config(self.opts.layout, address, self._proxy_listen, self.config_path, extra)
+
+    def _start_proxy(self) -> None:
+        self._check_stop()
         listen_port = choose_proxy_port(self.opts.port)
         listen, inner_port = proxy_listen(listen_port, self.hosts)
         self._proxy_listen = listen
-        write_proxy_config(self.opts.layout, address, listen, self.config_path)
+        self.write_config()
         self._start_proxy_process()
         if self.hosts is not None:
             self.hosts.start_relay(LOOPBACK, listen_port, inner_port)
@@ -193,6 +240,12 @@ class Fleet:
             "data_dir": str(self.dir),
             "up_pid": os.getpid(),
             "hosts": self.hosts.state() if self.hosts is not None else None,
+            "topology_spec": (
+                None
+                if self.opts.layout.topology is None
+                else topology_record(self.opts.layout.topology)
+            ),
+            **self.scaler.state(),
         }
 
     def write_state(self) -> None:
@@ -240,6 +293,7 @@ class Fleet:
             for node in self.nodes:
                 changed |= self._supervise_node(node, now)
             changed |= self._supervise_proxy(now)
+            changed |= self.scaler.tick(now)
             if changed:
                 self.write_state()
             time.sleep(WATCH_INTERVAL)
@@ -308,12 +362,13 @@ class Fleet:
             self.hosts.stop_relay()
         if self.proxy is not None:
             stop_group(self.proxy, signal.SIGTERM, 10.0)
-        for node in self.nodes:
+        nodes = self.all_nodes()
+        for node in nodes:
             if node.proc is not None and node.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     node.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.opts.stop_timeout + 5
-        for node in self.nodes:
+        for node in nodes:
             if node.proc is not None:
                 stop_group(node.proc, None, max(0.1, deadline - time.monotonic()))
         if self.hosts is not None:

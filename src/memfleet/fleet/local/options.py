@@ -33,3 +33,6 @@ class FleetOptions:
     name: str = DEFAULT_NAME
     restart: RestartPolicy = "always"
     metrics: tuple[str, int] | None = None  # the proxy's metrics and status page
+    # The proxy config's migration_window (seconds a resize keeps the old placement beside
+    # the new one; 0: off); None: the config's own, or the proxy's default.
+    migration_window: float | None = None

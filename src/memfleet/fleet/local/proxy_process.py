@@ -129,3 +129,35 @@ def wait_proxy_answers(
         if time.monotonic() > deadline:
             raise FleetError(f"the proxy did not answer within {PROXY_READY_TIMEOUT:g}s")
         time.sleep(0.05)
+
+
+# The stats line a proxy reports the hash of the config it serves on (memfleet.config.digest).
+CONFIG_HASH_STAT = "config_hash"
+
+
+def proxy_stats(host: str, port: int, timeout: float = 1.0) -> dict[str, str] | None:
+    """The proxy's ``stats`` (name → value), or None when it does not answer."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for line in buf.decode(errors="replace").split("\r\n"):
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "STAT":
+            out[parts[1]] = parts[2].strip()
+    return out
+
+
+def served_config_hash(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """The config hash the proxy at ``host:port`` reports in ``stats``, or None (no answer,
+    or a proxy that does not report one)."""
+    stats = proxy_stats(host, port, timeout)
+    return None if stats is None else stats.get(CONFIG_HASH_STAT)

@@ -128,6 +128,9 @@ class FleetStatus:
     taken: float = field(default_factory=time.time)
     proxy: ProxyStatus | None = None
     nodes: list[NodeStatus] = field(default_factory=list)
+    # Nodes a scale-in removed from the proxy config, kept until the migration window is over
+    # (memfleet.fleet.local.scaling): name → Unix time of their stop.
+    retiring: dict[str, float] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[str]:
@@ -198,6 +201,9 @@ class StatusReader:
         status.name = str(state.get("name", self.name))
         status.topology = str(state.get("topology", ""))
         status.restart = str(state.get("restart", ""))
+        status.retiring = {
+            str(r.get("name")): float(r.get("retire_at") or 0) for r in state.get("retiring") or []
+        }
         first = not self.pollers
         nodes = state["nodes"]
         self._poll(nodes)

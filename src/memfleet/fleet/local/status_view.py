@@ -91,6 +91,10 @@ def format_status(st: FleetStatus) -> str:
     lines.append("")
     lines += _table([HEADER] + [_row(n) for n in st.nodes])
     lines.append("")
+    for name, at in sorted(st.retiring.items()):
+        stop = time.strftime("%H:%M:%S", time.localtime(at))
+        lines.append(f"retiring: {name} (removed by memfleet scale; serves the keys not yet "
+                     f"moved until the migration window ends, stopped at {stop})")  # fmt: skip
     problems = st.problems
     if not problems:
         lines.append(f"ok: the proxy and all {len(st.nodes)} nodes are up")

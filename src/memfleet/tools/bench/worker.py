@@ -65,7 +65,7 @@ def run_worker(
 ) -> None:
     """Drive ``n_conns`` connections from wall-clock ``t0`` for ``cfg.duration`` seconds;
     ``report`` gets one Sample per second of the run (index from ``t0``)."""
-    batches = _batches(cfg, seed)
+    batches = _batches(cfg, seed, cfg.batches)
     sel = selectors.DefaultSelector()
     conns = [_Conn() for _ in range(n_conns)]
     perf = time.perf_counter

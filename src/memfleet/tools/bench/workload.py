@@ -72,3 +72,6 @@ class BenchConfig:
     timeout: float = 3.0  # a batch unanswered this long counts as errors, connection reset
     max_ops: int = 0  # stop after this many requests in total (0: duration only)
     seed: int = 1
+    # Requests are pre-built in this many batches per worker and cycled through, so a run
+    # touches at most batches × pipeline distinct keys (a hot set when that is under ``keys``).
+    batches: int = 512

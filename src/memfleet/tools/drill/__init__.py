@@ -16,7 +16,9 @@ For each topology the drill
 Faults: ``kill-node`` (SIGKILL of the node's memcached, healed by ``memfleet up`` restarting
 it, empty), ``hang-node`` (SIGSTOP, healed by SIGCONT), ``restart-node`` (a graceful stop of
 the node and its restart, warm), ``kill-host`` / ``cut-host`` (``memfleet fault`` on the node's
-simulated host; needs ``memfleet up --hosts``, i.e. Linux and root — skipped otherwise).
+simulated host; needs ``memfleet up --hosts``, i.e. Linux and root — skipped otherwise),
+``scale-out`` / ``scale-in`` (the fleet resized by ``memfleet scale`` under the load, with the
+proxy's migration window and, with ``--baseline``, again with it off: :mod:`.scale`).
 
 One module per job: :mod:`.options` (the faults and settings), :mod:`.fleet_process` (``memfleet
 up`` as a subprocess), :mod:`.faults` (the victim and the injector thread), :mod:`.verify`

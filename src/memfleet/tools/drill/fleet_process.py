@@ -19,15 +19,21 @@ from memfleet.tools.drill.options import HOST_FAULTS, DrillError
 class FleetProcess:
     """``memfleet up`` as a subprocess in its own process group; always stopped."""
 
-    def __init__(self, topology: str, workdir: Path, fault: str, hosts: int) -> None:
-        self.state_path = workdir / f"state-{topology}.json"
-        self.log_path = workdir / f"up-{topology}.log"
+    def __init__(self, topology: str, workdir: Path, fault: str, hosts: int,
+                 shards: int | None = None, migration_window: float | None = None,
+                 tag: str = "") -> None:  # fmt: skip
+        self.state_path = workdir / f"state-{topology}{tag}.json"
+        self.log_path = workdir / f"up-{topology}{tag}.log"
         self.state_path.unlink(missing_ok=True)
         # --restart never: a node the drill kills stays down until the drill heals it (a
         # restart by `up` would hide the fault); a name of its own beside any other fleet.
         args = [sys.executable, "-m", "memfleet", "up", "--topology", topology, "--port", "0",
                 "--state-file", str(self.state_path), "--memory", "64", "--restart", "never",
-                "--name", f"drill-{os.getpid()}-{topology}", "--metrics", "off"]  # fmt: skip
+                "--name", f"drill-{os.getpid()}-{topology}{tag}", "--metrics", "off"]  # fmt: skip
+        if shards is not None:
+            args += ["--shards", str(shards)]
+        if migration_window is not None:
+            args += ["--migration-window", f"{migration_window:g}"]
         if fault in HOST_FAULTS:
             args += ["--hosts", str(hosts)]
         if fault == "restart-node":

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FAULTS = ("kill-node", "hang-node", "kill-host", "cut-host", "restart-node")
+FAULTS = ("kill-node", "hang-node", "kill-host", "cut-host", "restart-node", "scale-out",
+          "scale-in")  # fmt: skip
 HOST_FAULTS = ("kill-host", "cut-host")
+SCALE_FAULTS = ("scale-out", "scale-in")  # memfleet.tools.drill.scale
 WARM_PREFIX = "drill:k:"
 WRITE_PREFIX = "drill:w:"
 
@@ -41,3 +43,9 @@ class DrillOptions:
     proxies: int = 1
     out: Path | None = None
     log: Any = None  # a callable taking one progress line
+    # The resize drills: the smaller of the two sizes (scale-out: shards → shards + 1,
+    # scale-in: shards + 1 → shards), the proxy's migration window (None: from the change to
+    # the heal time), and whether to drill each topology again with the window off.
+    shards: int = 3
+    migration_window: float | None = None
+    baseline: bool = False

@@ -74,6 +74,25 @@ def summary_table(results: list[TopologyResult]) -> str:
     return table(rows)
 
 
+def scale_table(results: list[TopologyResult]) -> str:
+    """The resize drills' summary: the lowest hit rate of a second after the change, the
+    misses it caused, stale reads and errors, one row per run."""
+    rows = [["run", "shards", "window", "lowest hit rate", "seconds < 99%", "misses after",
+             "stale reads", "errors", "keys lost"]]  # fmt: skip
+    for r in results:
+        if r.skipped:
+            rows.append([r.topology, "skipped", "", "", "", "", "", "", ""])
+            continue
+        s = r.summary
+        rows.append([
+            r.topology, f"{s.get('shards_before')} → {s.get('shards_after')}",
+            f"{s.get('migration_window', 0):g} s", _fmt(s.get("min_hit_rate_after_change"), True),
+            _fmt(s.get("seconds_below_99pct")), _fmt(s.get("misses_after_change")),
+            _fmt(s.get("stale_reads")), _fmt(s["errors"]), _fmt(s["keys_lost"]),
+        ])  # fmt: skip
+    return table(rows)
+
+
 def report_document(opts: DrillOptions, results: list[TopologyResult]) -> dict[str, Any]:
     """The JSON report of a drill: its settings, and each topology's summary and series."""
     return {
@@ -87,6 +106,9 @@ def report_document(opts: DrillOptions, results: list[TopologyResult]) -> dict[s
         "ratio": f"{opts.ratio[0]}:{opts.ratio[1]}",
         "proxy_workers": opts.workers,
         "proxy_instances": opts.proxies,
+        "shards": opts.shards,
+        "migration_window": opts.migration_window,
+        "baseline": opts.baseline,
         "topologies": [
             {"topology": r.topology, "victim": r.victim, "skipped": r.skipped,
              "fault_start": round(r.fault_start, 3), "fault_end": round(r.fault_end, 3),

@@ -30,6 +30,7 @@ def series_point(s: Sample) -> dict[str, Any]:
         "ops_per_sec": m["ops_per_sec"],
         # The client's view: a get that failed is as useless as a miss.
         "hit_rate": round(s.hits / s.gets, 4) if s.gets else None,
+        "misses": s.misses,
         "error_rate": m["error_rate"],
         "errors": m["errors"],
         "get_errors": m["get_errors"],
