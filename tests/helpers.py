@@ -225,3 +225,25 @@ class Conn:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def proxy_stat(port: int, name: str) -> int:
+    """One number of the proxy's plain ``stats`` (an AssertionError when it has none)."""
+    c = Conn(port)
+    try:
+        for line in c.request(b"stats\r\n").decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == name:
+                return int(parts[2])
+    finally:
+        c.close()
+    raise AssertionError(f"no stat {name}")
+
+
+def read_values(conn: Conn, keys: list[bytes]) -> list[bytes]:
+    """Each key's value as ``conn`` reads it (its whole reply when it is not a hit)."""
+    out = []
+    for k in keys:
+        reply = conn.request(b"get %s\r\n" % k)
+        out.append(reply.split(b"\r\n")[1] if reply.startswith(b"VALUE") else reply)
+    return out

@@ -9,7 +9,15 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, free_port, pool_config, wait_until
+from tests.helpers import (
+    Conn,
+    Memcached,
+    ProxyProcess,
+    free_port,
+    pool_config,
+    proxy_stat,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +34,6 @@ def _proxy(
     cfg = pool_config(node.address, **FAST)
     cfg["limits"] = limits
     return node, proxy_factory(cfg, extra_args)
-
-
-def _stat(port: int, name: str) -> int:
-    c = Conn(port)
-    try:
-        for line in c.request(b"stats\r\n").decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == name:
-                return int(parts[2])
-    finally:
-        c.close()
-    raise AssertionError(f"no stat {name}")
 
 
 def _healthy(port: int) -> bool:
@@ -72,7 +68,7 @@ def test_max_connections(
     assert wait_until(lambda: _healthy(proxy.port))  # a freed slot is usable again
     for c in held[1:]:
         c.close()
-    assert wait_until(lambda: _stat(proxy.port, "rejected_connections") >= 1)
+    assert wait_until(lambda: proxy_stat(proxy.port, "rejected_connections") >= 1)
     assert "refused client" in proxy.log()
     with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
@@ -95,7 +91,7 @@ def test_too_many_in_flight_pauses_reading_and_loses_nothing(
     c.send(b"mn\r\n")
     got = c.read_until(b"MN\r\n", timeout=15)
     assert got == want * 200 + b"MN\r\n"
-    assert _stat(proxy.port, "inflight_paused") >= 1
+    assert proxy_stat(proxy.port, "inflight_paused") >= 1
     assert "reading paused" in proxy.log()
     assert _healthy(proxy.port)
     c.close()
@@ -149,7 +145,7 @@ def test_max_item_size(
     assert c.request(b"set ok 0 0 4000\r\n" + big[:4000] + b"\r\n") == b"STORED\r\n"
     assert other.request(b"get ok\r\n")[:17] == b"VALUE ok 0 4000\r\n"
     assert "over max_item_size" in proxy.log()
-    assert _stat(proxy.port, "too_large") == 1
+    assert proxy_stat(proxy.port, "too_large") == 1
     c.close()
     other.close()
 
@@ -171,7 +167,7 @@ def test_client_that_never_reads_is_paused_then_dropped(
             greedy.sendall(b"get big\r\n")
     except OSError:
         pass  # the proxy stopped reading, then hung up: what we want
-    assert wait_until(lambda: _stat(proxy.port, "stalled_closed") >= 1, seconds=15)
+    assert wait_until(lambda: proxy_stat(proxy.port, "stalled_closed") >= 1, seconds=15)
     assert "replies unread" in proxy.log()
     assert setup.request(b"get big\r\n")[:20] == b"VALUE big 0 500000\r\n"
     assert proxy.rss_kb() - rss_before < 60 * 1024  # not 100 MB of queued replies
@@ -190,7 +186,7 @@ def test_slowloris_request_is_cut_off(
     reply = slow.read_all_until_closed(timeout=10)
     assert reply == b"CLIENT_ERROR request not received in time\r\n"
     assert "not received whole" in proxy.log()
-    assert _stat(proxy.port, "slow_closed") == 1
+    assert proxy_stat(proxy.port, "slow_closed") == 1
     assert other.request(b"get k\r\n") == b"END\r\n"
     slow.close()
     other.close()
@@ -211,7 +207,7 @@ def test_idle_timeout(
             closed = idle.sock.recv(10) == b""
     assert closed
     assert busy.request(b"get k\r\n") == b"END\r\n"
-    assert _stat(proxy.port, "idle_closed") == 1
+    assert proxy_stat(proxy.port, "idle_closed") == 1
     assert "idle for" in proxy.log()
     busy.close()
 

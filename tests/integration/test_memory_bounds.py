@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, pool_config, wait_until
+from tests.helpers import Conn, Memcached, ProxyProcess, pool_config, proxy_stat, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -198,17 +198,5 @@ def test_a_slow_reader_gets_every_reply_in_order(
     got = _exchange(proxy.port, pipeline, slow=True)
     assert want.endswith(b"MN\r\n") and len(want) > 20 * 1_000_000
     assert _no_cas(got) == _no_cas(want)
-    assert _stat(proxy.port, "budget_paused") >= 1
+    assert proxy_stat(proxy.port, "budget_paused") >= 1
     assert "max_client_bytes" in proxy.log()
-
-
-def _stat(port: int, name: str) -> int:
-    c = Conn(port)
-    try:
-        for line in c.request(b"stats\r\n").decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == name:
-                return int(parts[2])
-    finally:
-        c.close()
-    raise AssertionError(f"no stat {name}")

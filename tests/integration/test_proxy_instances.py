@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
+from tests.helpers import Conn, Memcached, ProxyProcess, read_values, wait_until
 from tests.integration.test_worker_fences import Restartable
 
 pytestmark = pytest.mark.integration
@@ -33,14 +33,6 @@ def _config(a: str, b: str, retry: float) -> dict[str, object]:
     }
 
 
-def _values(conn: Conn) -> list[bytes]:
-    out = []
-    for k in KEYS:
-        reply = conn.request(b"get %s\r\n" % k)
-        out.append(reply.split(b"\r\n")[1] if reply.startswith(b"VALUE") else reply)
-    return out
-
-
 def test_a_proxy_does_not_serve_a_replica_another_proxy_still_repairs(
     tmp_path: Path,
     memcached_factory: Callable[..., Memcached],
@@ -56,9 +48,9 @@ def test_a_proxy_does_not_serve_a_replica_another_proxy_still_repairs(
         writer, reader = Conn(writer_proxy.port), Conn(reader_proxy.port)
         for k in KEYS:
             assert writer.request(b"set %s 0 0 3\r\nold\r\n" % k) == b"STORED\r\n"
-        assert _values(reader) == [b"old"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"old"] * len(KEYS)
         a.graceful_stop()
-        assert _values(reader) == [b"old"] * len(KEYS)  # the reader's proxy sees it fail
+        assert read_values(reader, KEYS) == [b"old"] * len(KEYS)  # the reader's proxy sees it fail
         for k in KEYS:
             assert writer.request(b"set %s 0 0 3\r\nnew\r\n" % k) == b"STORED\r\n"
         healthy = Conn(b.port)
@@ -70,7 +62,7 @@ def test_a_proxy_does_not_serve_a_replica_another_proxy_still_repairs(
         old_reads = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            old_reads += _values(reader).count(b"old")
+            old_reads += read_values(reader, KEYS).count(b"old")
             last = KEYS[-1]
             if direct.request(b"get %s\r\n" % last) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % last:
                 break  # repaired by the writer's proxy
@@ -80,7 +72,7 @@ def test_a_proxy_does_not_serve_a_replica_another_proxy_still_repairs(
         )
         stats = reader.request(b"stats backends\r\n")
         assert b"STAT %s:mark_waits 0\r\n" % a.address.encode() not in stats  # it waited
-        assert wait_until(lambda: _values(reader) == [b"new"] * len(KEYS))
+        assert wait_until(lambda: read_values(reader, KEYS) == [b"new"] * len(KEYS))
         for c in (writer, reader, healthy, direct):
             c.close()
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers import Conn, Memcached, ProxyProcess, wait_until
+from tests.helpers import Conn, Memcached, ProxyProcess, read_values, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,15 +90,6 @@ def _fleet(
     return a, b, proxy
 
 
-def _read_all(conn: Conn) -> list[bytes]:
-    """Every key's value (or miss) as this connection reads it."""
-    out = []
-    for k in KEYS:
-        reply = conn.request(b"get %s\r\n" % k)
-        out.append(reply.split(b"\r\n")[1] if reply.startswith(b"VALUE") else reply)
-    return out
-
-
 def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
     tmp_path: Path,
     memcached_factory: Callable[..., Memcached],
@@ -109,7 +100,7 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
         (pid_w, writer), (pid_r, reader) = _one_per_worker(proxy.port).items()
         for k in KEYS:
             assert writer.request(b"set %s 0 0 3\r\nold\r\n" % k) == b"STORED\r\n"
-        assert _read_all(reader) == [b"old"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"old"] * len(KEYS)
         a.graceful_stop()
         # Only the writer's worker sees the replica missing: the reader's is idle.
         for k in KEYS:
@@ -121,7 +112,7 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
         deadline = time.monotonic() + 10
         seen_old = 0
         while time.monotonic() < deadline:
-            values = _read_all(reader)
+            values = read_values(reader, KEYS)
             seen_old += values.count(b"old")
             if direct.request(b"get %s\r\n" % last) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % last:
                 break  # repaired (by the writer's worker)
@@ -130,8 +121,8 @@ def test_a_write_one_worker_journaled_fences_the_replica_for_the_other(
             direct.request(b"get %s\r\n" % k) == b"VALUE %s 0 3\r\nnew\r\nEND\r\n" % k
             for k in KEYS))  # fmt: skip
         # And both workers serve from the repaired replica again: reads stay right.
-        assert _read_all(reader) == [b"new"] * len(KEYS)
-        assert _read_all(writer) == [b"new"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"new"] * len(KEYS)
+        assert read_values(writer, KEYS) == [b"new"] * len(KEYS)
         assert pid_w != pid_r
         direct.close()
     finally:
@@ -159,13 +150,56 @@ def test_a_dead_workers_fences_go_to_its_successor_which_flushes(
         seen_old = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            seen_old += _read_all(reader).count(b"old")
+            seen_old += read_values(reader, KEYS).count(b"old")
             if direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n":
                 break  # the successor flushed it
         assert seen_old == 0, f"{seen_old} old values read while the dead worker's keys were lost"
         assert direct.request(b"get %s\r\n" % KEYS[0]) == b"END\r\n"
         assert wait_until(lambda: "flushed before rejoining (its worker died" in proxy.log())
-        assert _read_all(reader) == [b"new"] * len(KEYS)
+        assert read_values(reader, KEYS) == [b"new"] * len(KEYS)
         direct.close()
     finally:
         a.stop()
+
+
+def test_fills_across_workers_copy_a_hit_and_never_outlive_a_delete(
+    memcached_factory: Callable[..., Memcached],
+    proxy_factory: Callable[..., ProxyProcess],
+) -> None:
+    """The write fence the workers share: with no write anywhere, a hit is still copied to the
+    replica that lacked it; a delete from one worker racing a read from the other never
+    leaves the key on a replica (the fill's add lands in no order with the other worker's
+    delete, on its own connection)."""
+    a, b = memcached_factory(), memcached_factory()
+    kids = ["replica_0", "replica_1"]
+    cfg = {
+        "pools": {"replica_0": {"backends": [a.address]}, "replica_1": {"backends": [b.address]}},
+        "routes": {
+            "get": {"allfastest": {"children": kids, "miss": True, "fill_ttl": 300}},
+            "default": {"allsync": {"children": kids}},
+        },
+    }
+    proxy = proxy_factory(cfg, ("--watch-interval", "0", "--workers", "2"))
+    assert wait_until(lambda: len(_children(proxy.proc.pid)) == 2)
+    (_, reader), (_, deleter) = _one_per_worker(proxy.port).items()
+    on_a, on_b = Conn(a.port), Conn(b.port)
+    assert on_a.request(b"set warm 0 0 1\r\nw\r\n") == b"STORED\r\n"
+    assert reader.request(b"get warm\r\n") == b"VALUE warm 0 1\r\nw\r\nEND\r\n"
+    assert wait_until(lambda: on_b.request(b"get warm\r\n") == b"VALUE warm 0 1\r\nw\r\nEND\r\n")
+    rounds = 300
+    deadline = time.monotonic() + 60
+    keys = [b"race%d" % i for i in range(rounds)]
+    for k in keys:
+        if time.monotonic() > deadline:
+            break
+        assert on_a.request(b"set %s 0 0 1\r\nv\r\n" % k) == b"STORED\r\n"  # only a has it
+        # Both requests in flight at once, on the two workers.
+        reader.send(b"get %s\r\nmn\r\n" % k)
+        deleter.send(b"delete %s\r\nmn\r\n" % k)
+        reader.read_until(b"MN\r\n")
+        assert deleter.read_until(b"MN\r\n") == b"DELETED\r\nMN\r\n"
+    # A fill still on its way lands within a moment; then no replica may hold any key.
+    time.sleep(0.5)
+    left = [b"b:" + k for k in keys if on_b.request(b"get %s\r\n" % k) != b"END\r\n"]
+    left += [b"a:" + k for k in keys if on_a.request(b"get %s\r\n" % k) != b"END\r\n"]
+    assert left == [], f"{len(left)} deleted keys came back on a replica"

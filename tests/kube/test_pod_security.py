@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from memfleet.cli.main import main
 from memfleet.kube import RenderOptions, render
 from memfleet.topology.presets import Topology
-from tests.kube.variants import variant_id, variants
+from tests.kube.variants import memcached_proxy_variants, variant_id, variants
 
 Obj = dict[str, Any]
 Check = Callable[[Obj], Iterator[str]]
@@ -256,7 +256,7 @@ def violations(pod: Obj, level: str) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("opts", variants(), ids=variant_id)
+@pytest.mark.parametrize("opts", variants() + memcached_proxy_variants(), ids=variant_id)
 def test_every_pod_meets_the_level_its_namespace_enforces(opts: RenderOptions) -> None:
     docs = render(opts).documents()
     (ns,) = [d for d in docs if d["kind"] == "Namespace"]
@@ -342,7 +342,7 @@ def _root_containers(docs: list[Obj]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("opts", variants(), ids=variant_id)
+@pytest.mark.parametrize("opts", variants() + memcached_proxy_variants(), ids=variant_id)
 def test_nothing_unsafe_unless_a_flag_asked(opts: RenderOptions) -> None:
     docs = render(opts).documents()
     services = [d for d in docs if d["kind"] == "Service"]

@@ -23,6 +23,7 @@ def variant_id(opts: RenderOptions) -> str:
     extra += "-dev" if opts.dev else ""
     extra += "-lb" if opts.service_type == "LoadBalancer" else ""
     extra += f"-{opts.memory_mb}mb" if opts.memory_mb != 256 else ""
+    extra += "-memcached-proxy" if opts.proxy_server == "memcached" else ""
     return f"{t.name}-{opts.persistence}-{opts.proxy_mode}{extra}"
 
 
@@ -64,10 +65,26 @@ def variants() -> tuple[RenderOptions, ...]:
 
 
 @cache
+def memcached_proxy_variants() -> tuple[RenderOptions, ...]:
+    """Every topology with memcached's own proxy as the DaemonSet (``memfleet render --proxy
+    memcached``): validated and checked for pod security like the rest, but not by the tests
+    of memfleet's proxy container (its flags, probes and config file)."""
+    return tuple(
+        RenderOptions(
+            topology=Topology(t),
+            proxy="daemonset",
+            proxy_server="memcached",
+            proxy_image="registry.example/memcached-proxy:1.6.29",
+        )
+        for t in TOPOLOGIES
+    )
+
+
+@cache
 def unique_documents() -> tuple[Obj, ...]:
     """Every distinct document over all variants (many are shared, e.g. ConfigMaps)."""
     seen: dict[str, Obj] = {}
-    for opts in variants():
+    for opts in variants() + memcached_proxy_variants():
         for doc in render(opts).documents():
             seen.setdefault(json.dumps(doc, sort_keys=True), doc)
     return tuple(seen.values())

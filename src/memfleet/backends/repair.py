@@ -115,7 +115,7 @@ class KeyRepair:
             return
         source = self.sources.pop(0)
         token, b = key_token(self.key)
-        self.snap = FENCE.seq
+        self.snap = FENCE.snapshot()
         wire = b"mg " + token + b + b" v f t\r\n"
         source.send(Request(Kind.KEYED, b"mg", wire, self.key), self._read, None)
 

@@ -101,7 +101,8 @@ PROXY_ENV = (
               environment=PROXY_ENV)  # fmt: skip
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
-    help="Proxy config file (YAML): listen, pools, routes, limits, TLS, auth.",
+    help="Proxy config file: YAML (listen, pools, routes, limits, TLS, auth), or a routelib "
+    "Lua file (*.lua) of memcached's proxy.",
 )  # fmt: skip
 @click.option("--listen", default=None,
               help="HOST:PORT to listen on.  [default: the config's listen]")  # fmt: skip
@@ -284,6 +285,10 @@ async def _run_proxy(
          "the 4 pods of a StatefulSet."),
         ("memfleet config --topology gutter --backend-template '127.0.0.1:{shard}1211'",
          "Backends on this machine instead of Kubernetes DNS names."),
+        ("memfleet config --from-routelib proxy.lua > proxy.yaml", "memcached's proxy "
+         "config (routelib) as memfleet YAML."),
+        ("memfleet config --topology gutter --format routelib > gutter.lua", "A routelib "
+         "config for memcached's own proxy."),
     ),
     exit_codes=((0, "printed"), (2, "a bad option or a bad --backend-template field")),
 )  # fmt: skip
@@ -298,6 +303,14 @@ async def _run_proxy(
               help="local-failover: the TTL cap (seconds) of the local tier.")  # fmt: skip
 @click.option("--listen", default="0.0.0.0:11211", show_default=True,
               help="The config's listen address.")  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "routelib"]), default="yaml",
+    show_default=True, help="routelib: a Lua config for memcached's own proxy.",
+)  # fmt: skip
+@click.option(
+    "--from-routelib", type=click.Path(dir_okay=False), default=None, metavar="FILE.lua",
+    help="Convert memcached's proxy config (routelib Lua) instead of a preset.",
+)  # fmt: skip
 def config_cmd(
     topology: str,
     shards: int,
@@ -307,9 +320,17 @@ def config_cmd(
     gutter_ttl: int,
     local_ttl_max: int,
     listen: str,
+    fmt: str,
+    from_routelib: str | None,
 ) -> None:
     """Print the proxy config of a topology preset (YAML, for `memfleet proxy --config`)."""
     import yaml
+
+    from memfleet.cli import routelib
+
+    if from_routelib is not None:
+        routelib.print_imported(from_routelib, fmt)
+        return
 
     topo = Topology(
         topology,
@@ -324,6 +345,9 @@ def config_cmd(
     except (KeyError, IndexError, ValueError) as exc:
         click.echo(f"memfleet: --backend-template: bad field {exc}", err=True)
         sys.exit(2)
+    if fmt == "routelib":
+        routelib.print_routelib(cfg, routelib.preset_header(topology, placement, replicas))
+        return
     click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
 
 

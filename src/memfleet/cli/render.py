@@ -38,6 +38,9 @@ from memfleet.topology.presets import Topology
          "Warm restarts on PMEM-CSI volumes."),
         ("memfleet render --monitoring --out cache/", "With ServiceMonitors, alert rules, a "
          "dashboard and NetworkPolicies for the metrics ports."),
+        ("memfleet render --proxy memcached --proxy-image REGISTRY/memcached-proxy:1.6 "
+         "--routelib routelib.lua --out cache/", "memcached's own proxy, configured by a "
+         "rendered routelib file."),
     ),
     exit_codes=((0, "written"), (2, "a bad option or combination (the message says which)")),
     epilog="docs/kubernetes.md says what is rendered and why; the proxy's status page and "
@@ -51,9 +54,19 @@ from memfleet.topology.presets import Topology
     help="Cache size per pod, MB; requests, limits and volumes follow from it.",
 )  # fmt: skip
 @click.option(
-    "--proxy", type=click.Choice(PROXY_MODES), default=None,
+    "--proxy", type=click.Choice([*PROXY_MODES, "memcached"]), default=None,
     help="DaemonSet behind a node-local Service, or a native sidecar of an example app "
-    "[default: sidecar for replicated and local-failover, else daemonset].",
+    "[default: sidecar for replicated and local-failover, else daemonset]; memcached: "
+    "memcached's own proxy as the DaemonSet, configured by a rendered routelib file.",
+)  # fmt: skip
+@click.option(
+    "--proxy-image", default=None, metavar="IMAGE",
+    help="--proxy memcached: an image of memcached built with --enable-proxy (the official "
+    "image has no proxy).",
+)  # fmt: skip
+@click.option(
+    "--routelib", "routelib_path", type=click.Path(dir_okay=False, exists=True), default=None,
+    help="--proxy memcached: routelib.lua (memcached-proxylibs) for the ConfigMap.",
 )  # fmt: skip
 @click.option(
     "--service-type", type=click.Choice(SERVICE_TYPES), default="ClusterIP", show_default=True,
@@ -118,6 +131,8 @@ def render_cmd(
     namespace: str,
     memory_mb: int,
     proxy: str | None,
+    proxy_image: str | None,
+    routelib_path: str | None,
     service_type: str,
     lb_source_ranges: tuple[str, ...],
     persistence: str,
@@ -144,7 +159,12 @@ def render_cmd(
             ),
             namespace=namespace,
             memory_mb=memory_mb,
-            proxy="daemonset" if proxy == "daemonset" else "sidecar" if proxy else None,
+            proxy=(
+                "daemonset" if proxy in ("daemonset", "memcached") else "sidecar" if proxy else None
+            ),
+            proxy_server="memcached" if proxy == "memcached" else "memfleet",
+            proxy_image=proxy_image,
+            routelib=Path(routelib_path).read_text() if routelib_path else None,
             persistence=(
                 "memory-file"
                 if persistence == "memory-file"

@@ -1,5 +1,7 @@
-"""The proxy's config: YAML → validated model (``model``), TLS contexts (``tls``)."""
+"""The proxy's config: YAML → validated model (``model``), TLS contexts (``tls``), routelib
+Lua in and out (``routelib``), which reader a file takes (``files``)."""
 
+from memfleet.config.files import load_config
 from memfleet.config.model import (
     DEFAULT_PORT,
     AuthConfig,
@@ -9,7 +11,6 @@ from memfleet.config.model import (
     PoolConfig,
     ProxyConfig,
     format_validation_error,
-    load_config,
     parse_config,
     parse_hostport,
 )

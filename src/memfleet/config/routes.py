@@ -126,6 +126,8 @@ class _Checker:
         if not isinstance(args, Mapping):
             raise SpecError(f"{where}: options must be a mapping")
         self._check_options(handler, args, where)
+        if handler == "split":  # children[0] answers: a, whatever order the mapping has
+            args = {"a": args["a"], "b": args["b"]}
         node = Node(handler)
         for opt, value in args.items():
             if opt in ("children",) and isinstance(value, list):

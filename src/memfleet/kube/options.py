@@ -71,6 +71,11 @@ class RenderOptions:
     # ServiceMonitors, alert rules, a dashboard (memfleet.kube.monitoring).
     monitoring: bool = False
     monitoring_namespace: str = DEFAULT_MONITORING_NAMESPACE
+    # memcached's own proxy instead of memfleet's (memfleet.kube.memcached_proxy): its image
+    # (the official one has no proxy) and routelib.lua's text for the ConfigMap.
+    proxy_server: Literal["memfleet", "memcached"] = "memfleet"
+    proxy_image: str | None = None
+    routelib: str | None = None
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.namespace):
@@ -105,8 +110,25 @@ class RenderOptions:
                 f"--volume-size {self.volume_size_mi} cannot hold a {self.memory_mb} MB "
                 f"memory file (at least {least} Mi)"
             )
+        self._check_proxy_server()
         if self.app_replicas is not None and self.app_replicas < 1:
             raise ValueError("the example app needs at least one replica")
+
+    def _check_proxy_server(self) -> None:
+        if self.proxy_server == "memcached":
+            if self.proxy_mode != "daemonset":
+                raise ValueError("--proxy memcached runs memcached's proxy as a DaemonSet")
+            if not self.proxy_image or any(c.isspace() for c in self.proxy_image):
+                raise ValueError(
+                    "--proxy memcached needs --proxy-image: the official memcached image is "
+                    "built without the proxy (see the README on building one)"
+                )
+            if self.monitoring:
+                raise ValueError(
+                    "--monitoring scrapes memfleet's proxy: not with --proxy memcached"
+                )
+        elif self.proxy_image is not None or self.routelib is not None:
+            raise ValueError("--proxy-image and --routelib are for --proxy memcached")
 
     def _check_load_balancer(self) -> None:
         # An internet-facing load balancer in front of an unauthenticated cache is the one
@@ -176,7 +198,10 @@ def command_line(opts: RenderOptions) -> str:
     if t.name == "replicated-sharded":
         parts.append(f"--placement {t.placement}")
     parts += [f"--namespace {opts.namespace}", f"--memory {opts.memory_mb}"]
-    parts.append(f"--proxy {opts.proxy_mode}")
+    if opts.proxy_server == "memcached":
+        parts += ["--proxy memcached", f"--proxy-image {opts.proxy_image}"]
+    else:
+        parts.append(f"--proxy {opts.proxy_mode}")
     if opts.service_type != "ClusterIP":
         parts.append(f"--service-type {opts.service_type}")
         parts += [f"--lb-source-range {cidr}" for cidr in opts.lb_source_ranges]

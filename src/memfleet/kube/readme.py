@@ -70,6 +70,22 @@ _TRADES = {
 }
 
 
+def memcached_proxy_notes(opts: RenderOptions) -> str:
+    """What differs where memcached's own proxy serves (``--proxy memcached``)."""
+    if opts.proxy_server != "memcached":
+        return ""
+    return f"""
+
+**memcached's proxy.** The DaemonSet runs `memcached` from `{opts.proxy_image}` (an image
+built with `--enable-proxy`; the official one has none) with the ConfigMap's `config.lua`
+(rendered by memfleet, routelib names only) and `routelib.lua` (memcached-proxylibs'
+`lib/routelib/routelib.lua`: render with `--routelib FILE`, else a stand-in stops the proxy
+with that message). Its probes are TCP connects to 11211 and it has no metrics port. It
+reloads on SIGHUP only: after a ConfigMap change, `kubectl -n {opts.namespace} rollout restart
+daemonset/memfleet-proxy`. The comments in `config.lua` say what it does not do that memfleet's
+proxy does (write acknowledgement policy, rejoin repair, fills)."""
+
+
 def readme(opts: RenderOptions) -> str:
     """README.md text for a rendered base."""
     t = opts.topology
@@ -120,7 +136,7 @@ kubectl -n {opts.namespace} wait --for=condition=Ready pod \\
 ```
 
 {image_notes(opts)} The proxy config is the ConfigMap `memfleet-proxy`; the proxies reload it
-when it changes.
+when it changes.{memcached_proxy_notes(opts)}
 
 ## Security
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memfleet.kube import cache, configmap, monitoring, policy, proxy
+from memfleet.kube import cache, configmap, memcached_proxy, monitoring, policy, proxy
 from memfleet.kube.common import Obj, labels
 from memfleet.kube.options import RenderOptions
 
@@ -54,11 +54,15 @@ def render(opts: RenderOptions) -> Bundle:
     """Render a topology into a :class:`Bundle`."""
     b = Bundle(opts)
     b.files["namespace.yaml"] = [namespace(opts)]
-    b.files["proxy-config.yaml"] = [configmap.configmap(opts)]
+    memcached = opts.proxy_server == "memcached"
+    config = memcached_proxy.configmap(opts) if memcached else configmap.configmap(opts)
+    b.files["proxy-config.yaml"] = [config]
     sets = cache.cache_sets(opts)
     for cs in sets:
         b.files[f"{cs.name}.yaml"] = [cache.headless_service(cs, opts), cache.statefulset(cs, opts)]
-    if opts.proxy_mode == "daemonset":
+    if memcached:
+        b.files["proxy.yaml"] = [memcached_proxy.daemonset(opts), proxy.service(opts)]
+    elif opts.proxy_mode == "daemonset":
         b.files["proxy.yaml"] = [proxy.daemonset(opts), proxy.service(opts)]
     else:
         b.files["app.yaml"] = [proxy.app_deployment(opts)]

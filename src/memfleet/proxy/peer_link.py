@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import socket
 from typing import cast
 
+from memfleet.backends.fence import FENCE, ROW_BYTES, WriteFence
 from memfleet.backends.peers import PEERS, PeerFences
 
 log = logging.getLogger("memfleet.proxy")
 
 ENV: str = "MEMFLEET_PEER_FD"
+# "<fd> <row> <rows>": the shared write-fence table (memfleet.backends.fence) and this
+# worker's row in it.
+FENCE_ENV: str = "MEMFLEET_FENCE_TABLE"
 # How long a starting worker waits for the supervisor's state before it serves without it.
 JOIN_TIMEOUT = 10.0
 
@@ -85,9 +90,27 @@ class PeerLink(asyncio.Protocol):
             self.ready.set_result(None)
 
 
+def attach_fence_table(fence: WriteFence = FENCE) -> bool:
+    """Map the write-fence table the supervisor shares with its workers, if it gave one."""
+    spec = os.environ.pop(FENCE_ENV, None)
+    if spec is None:
+        return False
+    try:
+        fd, row, rows = (int(w) for w in spec.split())
+        table = mmap.mmap(fd, rows * ROW_BYTES)
+    except (OSError, ValueError) as exc:
+        log.error("%s=%s is not a usable table (%s): fills not fenced across workers",
+                  FENCE_ENV, spec, exc)  # fmt: skip
+        return False
+    os.close(fd)  # the mapping keeps the memory
+    fence.share(memoryview(table).cast("q"), row, rows)
+    return True
+
+
 async def join_peers(peers: PeerFences = PEERS) -> PeerLink | None:
     """Connect to the supervisor if this process is one of its workers, and apply the fences
     it holds before serving; None in a single-process proxy."""
+    attach_fence_table()
     fd = os.environ.pop(ENV, None)
     if fd is None:
         return None

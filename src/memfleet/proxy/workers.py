@@ -5,7 +5,7 @@ interpreter, not a fork, so no event loop or lock is inherited), forwards SIGHUP
 and SIGTERM/SIGINT (stop), restarts a worker that dies, and, with ``--metrics``, serves the
 sum of the workers' metrics: each worker exposes its own on a private loopback port. It also
 owns the rejoin fences the workers share (``memfleet.proxy.peer_hub``): each worker gets one
-end of a socket pair to it.
+end of a socket pair to it, and a row of the shared write-fence table (a memfd).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from memfleet.backends.fence import ROW_BYTES
 from memfleet.proxy.peer_hub import PeerHub
 from memfleet.proxy.peer_link import ENV as PEER_FD_ENV
+from memfleet.proxy.peer_link import FENCE_ENV
 
 log = logging.getLogger("memfleet.proxy.workers")
 
@@ -87,15 +89,23 @@ class Supervisor:
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self.stopping = threading.Event()
         self.hub = PeerHub()
+        # The write-fence table all workers map (memfleet.backends.fence): one row each.
+        self.fence_table = os.memfd_create("memfleet-fence")
+        os.ftruncate(self.fence_table, count * ROW_BYTES)
 
     def _start(self, i: int) -> None:
         args = [sys.executable, "-m", "memfleet", "proxy", *self.worker_args, "--reuse-port"]
         if self.metrics_ports:
             args += ["--metrics", f"127.0.0.1:{self.metrics_ports[i]}"]
         channel = self.hub.new_worker(i)
-        env = {**os.environ, PEER_FD_ENV: str(channel.fileno())}
+        env = {
+            **os.environ,
+            PEER_FD_ENV: str(channel.fileno()),
+            FENCE_ENV: f"{self.fence_table} {i} {self.count}",
+        }
+        fds = (channel.fileno(), self.fence_table)
         try:
-            self.procs[i] = subprocess.Popen(args, pass_fds=(channel.fileno(),), env=env)
+            self.procs[i] = subprocess.Popen(args, pass_fds=fds, env=env)
         finally:
             channel.close()  # the worker has its own copy: its exit closes the channel
         log.info("worker %d started (pid %d)", i, self.procs[i].pid)  # type: ignore[union-attr]
@@ -146,6 +156,7 @@ class Supervisor:
                 p.wait(5)
             status = status or (p.returncode if p.returncode and p.returncode > 0 else 0)
         self.hub.stop()
+        os.close(self.fence_table)
         return status
 
 

@@ -9,8 +9,8 @@ from memfleet.backends.backend import Backend, ReplyCallback
 from memfleet.backends.fence import FENCE
 from memfleet.protocol.requests import Request
 from memfleet.protocol.responses import ERROR, HIT, MISS, OK, classify
-from memfleet.routes.base import Route, drop, unique_backends
-from memfleet.routes.fanout import fill_request
+from memfleet.routes.base import Route, unique_backends
+from memfleet.routes.fanout import fill_request, send_fill
 
 
 class _Try:
@@ -91,7 +91,7 @@ class _Zone:
         self.remaining = 0
         self.error = b""
         self.miss = b""
-        self.snap = FENCE.seq  # the fill must not undo a write routed after this read
+        self.snap = FENCE.snapshot()  # the fill must not undo a write routed after this read
 
     def local(self, _token: object, reply: bytes) -> None:
         result = classify(reply)
@@ -132,7 +132,7 @@ class _Zone:
             ):
                 fill = fill_request(reply, fill_ttl, self.snap)
                 if fill is not None:
-                    local.send(fill, drop, None)
+                    send_fill(local, fill, self.snap)
             return
         if result is MISS:
             self.miss = reply

@@ -42,6 +42,24 @@ def fill_request(hit: bytes, ttl: int, snapshot: int) -> Request | None:
     return Request(Kind.KEYED, b"add", wire, key, Reply.NOREPLY)
 
 
+def _fill_stored(token: tuple[Route, bytes, int], reply: bytes) -> None:
+    # With --workers: another worker's write of the key may have reached the replica before
+    # this fill on a connection of its own; if one was in flight or active since the read,
+    # the stored copy may undo it, so it is deleted again (a miss, never an old value).
+    route, key, snapshot = token
+    if reply.startswith(b"STORED") and _FENCE.peers_active(key, snapshot):
+        wire = b"delete " + key + b"\r\n"
+        route.send(Request(Kind.KEYED, b"delete", wire, key, Reply.NOREPLY), drop, None)
+
+
+def send_fill(route: Route, req: Request, snapshot: int) -> None:
+    """Send a fill made by ``fill_request`` to ``route`` (the replica that missed)."""
+    if _FENCE.shared is None:
+        route.send(req, drop, None)
+    else:
+        route.send(req, _fill_stored, (route, req.key, snapshot))
+
+
 # Final: a C variable in the compiled build (an imported function is otherwise looked up in
 # the module's dict each time a state is released).
 _DROP: Final[ReplyCallback] = drop
@@ -95,7 +113,7 @@ class _Fastest(Waiter):
         self.token = token
         self.remaining = len(self.route.children)
         self.done = False
-        self.snap = _FENCE.seq  # a fill must not undo a write routed after this read
+        self.snap = _FENCE.snapshot()  # a fill must not undo a write routed after this read
 
     def reply(self, index: int, reply: bytes) -> None:
         """Child ``index`` answered."""
@@ -157,7 +175,7 @@ class _Fastest(Waiter):
         for i in indexes:
             req = fill_request(self.hit, ttl, self.snap)
             if req is not None:
-                self.route.children[i].send(req, drop, None)
+                send_fill(self.route.children[i], req, self.snap)
 
 
 class AllFastest(Route):

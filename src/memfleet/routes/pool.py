@@ -29,6 +29,7 @@ _PEERS: Final[PeerFences] = PEERS
 
 def _after_write(token: tuple[Backend, bytes, ReplyCallback, object], reply: bytes) -> None:
     backend, key, cb, inner = token
+    _FENCE.settled(key)
     if reply is FAILURE:
         backend.missed_write(key)
         # With --workers: not before every worker has the backend out of service.
@@ -80,7 +81,8 @@ class PoolRoute(Route):
         b = self.backend_list[index]
         if self._track and req.cmd in _WRITES:
             _FENCE.bump(req.key)
-            if self._journal:
+            # With --workers the shared fence counts the write until its backend answers.
+            if self._journal or _FENCE.shared is not None:
                 b.send(req.wire, _AFTER_WRITE, (b, req.key, cb, token))
                 return
         b.send(req.wire, cb, token)
