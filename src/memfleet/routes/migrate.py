@@ -73,6 +73,7 @@ class _OldDelete:
 
     def reply(self, _token: object, reply: bytes) -> None:
         """The old owner answered the delete."""
+        _FENCE.settled(self.key)
         found = reply.startswith(b"HD")
         if not found and not reply.startswith(b"NF"):
             self.journal.add(self.backend.name, self.key)
@@ -402,6 +403,9 @@ class MigrationRoute(Route):
         wire = b"md " + tok + b64 + b"\r\n"
         for b in owners:
             self.counters.old_deletes += 1
+            # The old copy's delete is part of the write: until it is answered, a copy read
+            # from that node (by another worker, too) must not land.
+            _FENCE.bump(key)
             b.send(wire, _OldDelete(journal, b, key, parent).reply, None)
 
     def release(self, key: bytes) -> None:
