@@ -372,3 +372,37 @@ def test_flush_all_during_the_window_reaches_the_old_placement(
     # The removed node was flushed too: nothing comes back through a read-through.
     assert _get_all(conn, keys) == {}
     conn.close()
+
+
+def test_copies_across_workers_never_outlive_a_delete(
+    memcached_factory: Callable[..., Memcached], proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    """With ``--workers 2`` each worker has its own window; a read-through copy made by one
+    worker racing a delete from the other never leaves the key on either node (the shared
+    write fence drops the copy, or deletes it again once stored)."""
+    from tests.integration.test_worker_fences import _one_per_worker
+
+    a, b = memcached_factory(), memcached_factory()
+    proxy = proxy_factory(_config([a], 600), ("--watch-interval", "0", "--workers", "2"))
+    (_, reader), (_, deleter) = _one_per_worker(proxy.port).items()
+    for c in (reader, deleter):
+        before = int(_stat(c, "reloads"))
+    proxy.write_config(_config([b], 600))
+    proxy.reload()
+    for c in (reader, deleter):
+        assert wait_until(lambda c=c: int(_stat(c, "reloads")) == before + 1)
+    on_a, on_b = Conn(a.port), Conn(b.port)
+    keys = [b"race%d" % i for i in range(300)]
+    deadline = time.monotonic() + 60
+    for k in keys:
+        if time.monotonic() > deadline:
+            break
+        assert on_a.request(b"set %s 0 0 1\r\nv\r\n" % k) == b"STORED\r\n"  # the old node only
+        reader.send(b"get %s\r\nmn\r\n" % k)
+        deleter.send(b"delete %s\r\nmn\r\n" % k)
+        reader.read_until(b"MN\r\n")
+        assert deleter.read_until(b"MN\r\n") == b"DELETED\r\nMN\r\n"
+    time.sleep(0.5)  # a copy still on its way lands within a moment
+    left = [b"b:" + k for k in keys if on_b.request(b"get %s\r\n" % k) != b"END\r\n"]
+    left += [b"a:" + k for k in keys if on_a.request(b"get %s\r\n" % k) != b"END\r\n"]
+    assert left == [], f"{len(left)} deleted keys came back"

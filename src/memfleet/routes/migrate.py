@@ -48,6 +48,10 @@ _FENCE: Final[WriteFence] = FENCE
 _xxh3: Final = xxhash.xxh3_64_intdigest
 
 
+def _ignore(_token: object, _reply: bytes) -> None:
+    """Reply callback for deletes of a copy nobody waits for."""
+
+
 def _is_miss_or_error(reply: bytes) -> bool:
     result = classify(reply)
     return result is MISS or result is ERROR
@@ -69,6 +73,7 @@ class _OldDelete:
 
     def reply(self, _token: object, reply: bytes) -> None:
         """The old owner answered the delete."""
+        _FENCE.settled(self.key)
         found = reply.startswith(b"HD")
         if not found and not reply.startswith(b"NF"):
             self.journal.add(self.backend.name, self.key)
@@ -193,7 +198,7 @@ class _Copy:
         """Read the key's value, flags and TTL from ``source``."""
         self.source = source
         tok, b64 = key_token(self.key)
-        self.snap = _FENCE.seq  # the copy must not undo a write routed after this read
+        self.snap = _FENCE.snapshot()  # the copy must not undo a write routed after this read
         source.send(b"mg " + tok + b64 + b" v f t\r\n", self.on_read, None)
 
     def on_read(self, _token: object, reply: bytes) -> None:
@@ -221,7 +226,15 @@ class _Copy:
     def on_written(self, _token: object, reply: bytes) -> None:
         """The new owner stored the copy (or already held the key)."""
         if reply.startswith(b"HD"):
-            self.route.counters.copies += 1
+            if _FENCE.shared is not None and _FENCE.peers_active(self.key, self.snap):
+                # With --workers: another worker's write of the key may have reached the new
+                # owner first on a connection of its own; the copy may undo it, so it goes.
+                self.route.counters.copies_dropped += 1
+                tok, b64 = key_token(self.key)
+                target = self.route.new.backend_list[self.index]
+                target.send(b"md " + tok + b64 + b"\r\n", _ignore, None)
+            else:
+                self.route.counters.copies += 1
         self._done(True)
 
     def _done(self, answered: bool) -> None:
@@ -255,7 +268,6 @@ class _Through:
     def start(self) -> None:
         """Hold the key's later requests, then try the old owners in turn."""
         self.route.busy[self.req.key] = []
-        _FENCE.bump(self.req.key)  # copies read before this write must not land after it
         self._next_old()
 
     def _next_old(self) -> None:
@@ -299,6 +311,9 @@ class MigrationRoute(Route):
         journal: DeleteJournal,
     ) -> None:
         self.new = new
+        # Every write is counted in the write fence (copies read before it are dropped); the
+        # pool's route counts it until its backend answers (with --workers, for the others).
+        new.fenced = True
         self.olds = olds
         self.counters = counters
         self.journal = journal
@@ -377,7 +392,6 @@ class MigrationRoute(Route):
         """Send a write to the new owner and delete the key on every old owner (a delete's
         answer says whether any of them held it)."""
         key = req.key
-        _FENCE.bump(key)
         journal = self.journal
         parent: _Delete | None = None
         if req.effect_mask() == DELETE:
@@ -389,6 +403,9 @@ class MigrationRoute(Route):
         wire = b"md " + tok + b64 + b"\r\n"
         for b in owners:
             self.counters.old_deletes += 1
+            # The old copy's delete is part of the write: until it is answered, a copy read
+            # from that node (by another worker, too) must not land.
+            _FENCE.bump(key)
             b.send(wire, _OldDelete(journal, b, key, parent).reply, None)
 
     def release(self, key: bytes) -> None:
