@@ -12,9 +12,12 @@ echo "== tests, compiled hot path (memfleet.is_compiled() = $(.venv/bin/python -
 .venv/bin/python -m pytest "$@"
 echo "== tests, pure-Python fallback"
 # Tests of code that is never compiled (manifest rendering, help texts, the fleet supervisor,
-# the status page, drills) would run the very same code again: the fallback run leaves them
+# the status page, drills, `memfleet scale`, the routelib import and render) would run the
+# very same code again: the fallback run leaves them
 # out (a CI run stays well under 20 minutes).
 MEMFLEET_PURE_PYTHON=1 .venv/bin/python -m pytest "$@" \
     --ignore=tests/kube --ignore=tests/unit/test_help.py \
     --ignore=tests/integration/test_supervision.py --ignore=tests/integration/test_status_page.py \
-    --ignore=tests/integration/test_drill.py
+    --ignore=tests/integration/test_drill.py --ignore=tests/integration/test_drill_scale.py \
+    --ignore=tests/integration/test_scale.py --ignore=tests/integration/test_routelib_proxy.py \
+    --ignore=tests/unit/test_routelib_import.py --ignore=tests/unit/test_routelib_render.py
