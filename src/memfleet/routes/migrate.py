@@ -121,10 +121,11 @@ def _not_found(reply: bytes) -> bool:
     return reply.startswith(b"NOT_FOUND") or reply.startswith(b"NF")
 
 
-class _Read:
-    """A read of a moved key: the new owner, then each old owner, then the copy."""
+class _Moved:
+    """A request of a moved key: its client's callback, the new owner's index and the old
+    owners still to ask (``i``: the next one)."""
 
-    __slots__ = ("cb", "first", "i", "index", "owners", "req", "route", "snap", "token")
+    __slots__ = ("cb", "i", "index", "owners", "req", "route", "token")
 
     def __init__(
         self,
@@ -142,6 +143,23 @@ class _Read:
         self.index = index
         self.owners = owners
         self.i = 0
+
+
+class _Read(_Moved):
+    """A read of a moved key: the new owner, then each old owner, then the copy."""
+
+    __slots__ = ("first", "snap")
+
+    def __init__(
+        self,
+        route: MigrationRoute,
+        req: Request,
+        cb: ReplyCallback,
+        token: object,
+        index: int,
+        owners: list[Backend],
+    ) -> None:
+        super().__init__(route, req, cb, token, index, owners)
         self.first = b""
         self.snap = 0
 
@@ -243,27 +261,10 @@ class _Copy:
             then.copied(answered)
 
 
-class _Through:
+class _Through(_Moved):
     """A conditional write of a moved key: read through from the old owners, then run."""
 
-    __slots__ = ("cb", "i", "index", "owners", "req", "route", "token")
-
-    def __init__(
-        self,
-        route: MigrationRoute,
-        req: Request,
-        cb: ReplyCallback,
-        token: object,
-        index: int,
-        owners: list[Backend],
-    ) -> None:
-        self.route = route
-        self.req = req
-        self.cb = cb
-        self.token = token
-        self.index = index
-        self.owners = owners
-        self.i = 0
+    __slots__ = ()
 
     def start(self) -> None:
         """Hold the key's later requests, then try the old owners in turn."""
