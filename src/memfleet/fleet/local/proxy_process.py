@@ -23,20 +23,28 @@ INNER_PORT = 11211
 PROXY_READY_TIMEOUT = 30.0
 
 
-def version_reply(host: str, port: int, timeout: float = 1.0) -> str | None:
-    """The ``VERSION`` line a memcached-protocol server gives, or None."""
+def _ask(host: str, port: int, request: bytes, end: bytes, timeout: float) -> bytes | None:
+    """One request on a fresh connection: the reply up to ``end``, or None."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(b"version\r\n")
+            s.sendall(request)
             buf = b""
-            while not buf.endswith(b"\r\n"):
-                chunk = s.recv(4096)
+            while not buf.endswith(end):
+                chunk = s.recv(65536)
                 if not chunk:
                     return None
                 buf += chunk
     except OSError:
         return None
-    return buf.decode(errors="replace").strip() if buf.startswith(b"VERSION ") else None
+    return buf
+
+
+def version_reply(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """The ``VERSION`` line a memcached-protocol server gives, or None."""
+    buf = _ask(host, port, b"version\r\n", b"\r\n", timeout)
+    if buf is None or not buf.startswith(b"VERSION "):
+        return None
+    return buf.decode(errors="replace").strip()
 
 
 def check_metrics_port(host: str, port: int) -> tuple[str, int]:
@@ -137,16 +145,8 @@ CONFIG_HASH_STAT = "config_hash"
 
 def proxy_stats(host: str, port: int, timeout: float = 1.0) -> dict[str, str] | None:
     """The proxy's ``stats`` (name → value), or None when it does not answer."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(b"stats\r\n")
-            buf = b""
-            while not buf.endswith(b"END\r\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    return None
-                buf += chunk
-    except OSError:
+    buf = _ask(host, port, b"stats\r\n", b"END\r\n", timeout)
+    if buf is None:
         return None
     out: dict[str, str] = {}
     for line in buf.decode(errors="replace").split("\r\n"):
